@@ -1,0 +1,153 @@
+// Storage entry points: allocate, release, move bytes between JavaScript, host and devices.
+#include <cstring>
+
+#include "../core/storage.h"
+#include "../cuda/runtime.h"
+#include "args.h"
+#include "async.h"
+#include "errors.h"
+#include "exports.h"
+
+namespace kv::binding {
+namespace {
+
+// alloc(device: int (-1 host), bytes, pinned) -> handle
+Napi::Value alloc(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    int device = arg_int(info, 0, "alloc", "device");
+    size_t bytes = arg_size(info, 1, "alloc", "bytes");
+    bool pinned = arg_bool(info, 2, "alloc", "pinned");
+    return wrap_storage(info.Env(), storage_alloc(device, bytes, pinned));
+  });
+}
+
+// release(handle): frees now unless async work still holds the storage. Idempotent.
+Napi::Value release(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    arg_storage_handle(info, 0, "release", "handle")->storage.reset();
+    return info.Env().Undefined();
+  });
+}
+
+// upload(handle, offset, TypedArray | ArrayBuffer): synchronous write of host JS bytes.
+Napi::Value upload(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto s = arg_storage(info, 0, "upload", "handle");
+    size_t offset = arg_size(info, 1, "upload", "offset");
+    const void* src = nullptr;
+    size_t bytes = 0;
+    if (info[2].IsTypedArray()) {
+      auto ta = info[2].As<Napi::TypedArray>();
+      src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+      bytes = ta.ByteLength();
+    } else if (info[2].IsArrayBuffer()) {
+      auto ab = info[2].As<Napi::ArrayBuffer>();
+      src = ab.Data();
+      bytes = ab.ByteLength();
+    } else {
+      fail(Code::Arg, "upload: argument 'data': expected a TypedArray or ArrayBuffer");
+    }
+    check_range(*s, offset, bytes, "upload", "destination");
+    uint8_t* dst = static_cast<uint8_t*>(s->data) + offset;
+    if (s->device == kHost) std::memcpy(dst, src, bytes);
+    else cuda::memcpy(dst, s->device, src, kHost, bytes, nullptr, false);
+    return info.Env().Undefined();
+  });
+}
+
+// download(handle, offset, bytes) -> ArrayBuffer (a copy).
+Napi::Value download(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto s = arg_storage(info, 0, "download", "handle");
+    size_t offset = arg_size(info, 1, "download", "offset");
+    size_t bytes = arg_size(info, 2, "download", "bytes");
+    check_range(*s, offset, bytes, "download", "source");
+    Napi::ArrayBuffer out = Napi::ArrayBuffer::New(info.Env(), bytes);
+    const uint8_t* src = static_cast<const uint8_t*>(s->data) + offset;
+    if (s->device == kHost) std::memcpy(out.Data(), src, bytes);
+    else cuda::memcpy(out.Data(), kHost, src, s->device, bytes, nullptr, false);
+    return out;
+  });
+}
+
+struct CopyArgs {
+  std::shared_ptr<Storage> dst, src;
+  uint8_t* dst_ptr;
+  const uint8_t* src_ptr;
+  size_t bytes;
+};
+
+CopyArgs copy_args(const Napi::CallbackInfo& info, const char* fn) {
+  CopyArgs a;
+  a.dst = arg_storage(info, 0, fn, "dst");
+  size_t dst_off = arg_size(info, 1, fn, "dstOffset");
+  a.src = arg_storage(info, 2, fn, "src");
+  size_t src_off = arg_size(info, 3, fn, "srcOffset");
+  a.bytes = arg_size(info, 4, fn, "bytes");
+  check_range(*a.dst, dst_off, a.bytes, fn, "destination");
+  check_range(*a.src, src_off, a.bytes, fn, "source");
+  a.dst_ptr = static_cast<uint8_t*>(a.dst->data) + dst_off;
+  a.src_ptr = static_cast<const uint8_t*>(a.src->data) + src_off;
+  return a;
+}
+
+// copy(dst, dstOffset, src, srcOffset, bytes): synchronous, any pair of devices.
+Napi::Value copy(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    CopyArgs a = copy_args(info, "copy");
+    if (a.dst->device == kHost && a.src->device == kHost) std::memmove(a.dst_ptr, a.src_ptr, a.bytes);
+    else cuda::memcpy(a.dst_ptr, a.dst->device, a.src_ptr, a.src->device, a.bytes, nullptr, false);
+    return info.Env().Undefined();
+  });
+}
+
+// copyAsync(dst, dstOffset, src, srcOffset, bytes, stream) -> Promise<void>. The copy is queued
+// on the stream; the promise settles once it has finished. Both storages stay alive until then.
+Napi::Value copy_async(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    CopyArgs a = copy_args(info, "copyAsync");
+    StreamHandle* st = arg_stream_or_null(info, 5, "copyAsync");
+    if (!st) fail(Code::Arg, "copyAsync: argument 'stream': expected a kvlab stream");
+    if (a.dst->device == kHost && a.src->device == kHost)
+      fail(Code::Device, "copyAsync: host-to-host copies have no stream; use copy()");
+    int dev = a.dst->device != kHost ? a.dst->device : a.src->device;
+    if (dev != st->device)
+      fail(Code::Device, "copyAsync: the stream belongs to cuda:" + std::to_string(st->device) +
+                             " but the copy involves cuda:" + std::to_string(dev));
+    cuda::memcpy(a.dst_ptr, a.dst->device, a.src_ptr, a.src->device, a.bytes, st->stream, true);
+    cuda::Event ev = cuda::event_record(st->device, st->stream);
+    return wait_for_event(info.Env(), st->device, ev, {a.dst, a.src});
+  });
+}
+
+Napi::Value memory_stats(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const MemoryCounter& c : memory_counters()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("device", c.device);
+      o.Set("liveBytes", static_cast<double>(c.live_bytes));
+      o.Set("peakBytes", static_cast<double>(c.peak_bytes));
+      o.Set("liveAllocations", static_cast<double>(c.live_allocations));
+      o.Set("totalAllocations", static_cast<double>(c.total_allocations));
+      out.Set(i++, o);
+    }
+    return out;
+  });
+}
+
+}  // namespace
+
+void export_memory(Napi::Env env, Napi::Object exports) {
+  exports.Set("alloc", Napi::Function::New(env, alloc, "alloc"));
+  exports.Set("release", Napi::Function::New(env, release, "release"));
+  exports.Set("upload", Napi::Function::New(env, upload, "upload"));
+  exports.Set("download", Napi::Function::New(env, download, "download"));
+  exports.Set("copy", Napi::Function::New(env, copy, "copy"));
+  exports.Set("copyAsync", Napi::Function::New(env, copy_async, "copyAsync"));
+  exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));
+}
+
+}  // namespace kv::binding

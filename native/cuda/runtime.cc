@@ -1,0 +1,215 @@
+// The CUDA host runtime (compiled only when the build has nvcc and cuBLAS). Every CUDA status is
+// checked and turned into kv::Error; nothing here aborts the process.
+#include "runtime.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <mutex>
+#include <string>
+
+#include "../../kernels/cast.cuh"
+#include "../../kernels/common.cuh"
+#include "../core/status.h"
+#include "../core/storage.h"
+
+static_assert(static_cast<int>(kv::DType::F32) == kvk::kF32 && static_cast<int>(kv::DType::F16) == kvk::kF16 &&
+                  static_cast<int>(kv::DType::BF16) == kvk::kBF16 && static_cast<int>(kv::DType::I8) == kvk::kI8 &&
+                  static_cast<int>(kv::DType::U8) == kvk::kU8 && static_cast<int>(kv::DType::I32) == kvk::kI32,
+              "dtype ids of native/core/dtype.h and kernels/common.cuh must agree");
+
+namespace kv::cuda {
+namespace {
+
+std::string describe(cudaError_t e) {
+  return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+}
+
+// Throws the kv::Error that fits a CUDA status; `what` names the operation.
+void check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();  // clear the sticky non-fatal error so later calls are not blamed
+  Code c = e == cudaErrorMemoryAllocation ? Code::OOM
+           : (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice)
+               ? Code::Device
+               : Code::Cuda;
+  fail(c, std::string(what) + " failed: " + describe(e));
+}
+
+void set_device(int device) {
+  require_device(device);
+  check(cudaSetDevice(device), "cudaSetDevice");
+}
+
+Info probe() {
+  Info in{};
+  in.compiled = true;
+  cudaRuntimeGetVersion(&in.runtime_version);
+  cudaError_t e = cudaDriverGetVersion(&in.driver_version);
+  if (e != cudaSuccess || in.driver_version == 0) {
+    in.reason = "no CUDA driver found (libcuda.so.1 missing or not loadable)";
+    return in;
+  }
+  int count = 0;
+  e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    in.reason = "cudaGetDeviceCount failed: " + describe(e);
+    cudaGetLastError();
+    return in;
+  }
+  if (count == 0) {
+    in.reason = "the CUDA driver reports no devices";
+    return in;
+  }
+  for (int d = 0; d < count && d < kMaxCudaDevices; ++d) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, d) != cudaSuccess) continue;
+    DeviceInfo di{};
+    di.index = d;
+    di.name = p.name;
+    di.total_memory = p.totalGlobalMem;
+    di.cc_major = p.major;
+    di.cc_minor = p.minor;
+    di.multiprocessors = p.multiProcessorCount;
+    di.l2_bytes = static_cast<size_t>(p.l2CacheSize);
+    int clock = 0, bus = 0;
+    cudaDeviceGetAttribute(&clock, cudaDevAttrMemoryClockRate, d);
+    cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, d);
+    di.memory_clock_khz = clock;
+    di.memory_bus_bits = bus;
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(d) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+      di.free_memory = free_b;
+    in.devices.push_back(di);
+  }
+  cudaGetLastError();
+  if (in.devices.empty()) {
+    in.reason = "no CUDA device could be queried";
+    return in;
+  }
+  in.available = true;
+  cudaSetDevice(0);
+  cublasHandle_t h = nullptr;
+  cublasStatus_t s = cublasCreate(&h);
+  if (s == CUBLAS_STATUS_SUCCESS) {
+    in.cublas = true;
+    cublasGetVersion(h, &in.cublas_version);
+    cublasDestroy(h);
+  } else {
+    in.cublas_reason = std::string("cublasCreate failed: ") + cublasGetStatusName(s);
+  }
+  return in;
+}
+
+}  // namespace
+
+const Info& info() {
+  static std::once_flag once;
+  static Info cached;
+  std::call_once(once, [] { cached = probe(); });
+  return cached;
+}
+
+void require_device(int device) {
+  const Info& in = info();
+  if (!in.available) fail(Code::Device, "CUDA is not available: " + in.reason);
+  if (device < 0 || device >= static_cast<int>(in.devices.size()))
+    fail(Code::Device, "cuda:" + std::to_string(device) + " does not exist (" +
+                           std::to_string(in.devices.size()) + " CUDA device(s) found)");
+}
+
+void* device_alloc(int device, size_t bytes) {
+  set_device(device);
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    fail(Code::OOM, "cuda:" + std::to_string(device) + " allocation of " + std::to_string(bytes) +
+                        " bytes (" + std::to_string(bytes >> 20) + " MiB) failed: out of device memory");
+  }
+  check(e, "cudaMalloc");
+  return p;
+}
+
+void device_free(int device, void* ptr) noexcept {
+  if (cudaSetDevice(device) == cudaSuccess) cudaFree(ptr);
+  cudaGetLastError();
+}
+
+void* host_alloc_pinned(size_t bytes) {
+  if (!info().available) fail(Code::Device, "pinned host memory needs CUDA: " + info().reason);
+  void* p = nullptr;
+  cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    fail(Code::OOM, "pinned host allocation of " + std::to_string(bytes) + " bytes failed");
+  }
+  check(e, "cudaHostAlloc");
+  return p;
+}
+
+void host_free_pinned(void* ptr) noexcept {
+  cudaFreeHost(ptr);
+  cudaGetLastError();
+}
+
+Stream stream_create(int device) {
+  set_device(device);
+  cudaStream_t s = nullptr;
+  check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+  return s;
+}
+
+void stream_destroy(int device, Stream s) noexcept {
+  if (!s) return;
+  if (cudaSetDevice(device) == cudaSuccess) cudaStreamDestroy(static_cast<cudaStream_t>(s));
+  cudaGetLastError();
+}
+
+void stream_synchronize(int device, Stream s) {
+  set_device(device);
+  check(s ? cudaStreamSynchronize(static_cast<cudaStream_t>(s)) : cudaDeviceSynchronize(),
+        "stream synchronize");
+}
+
+Event event_record(int device, Stream s) {
+  set_device(device);
+  cudaEvent_t ev = nullptr;
+  check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
+  cudaError_t e = cudaEventRecord(ev, static_cast<cudaStream_t>(s));
+  if (e != cudaSuccess) {
+    cudaEventDestroy(ev);
+    check(e, "cudaEventRecord");
+  }
+  return ev;
+}
+
+void event_wait_and_destroy(int device, Event e) {
+  cudaSetDevice(device);
+  cudaError_t st = cudaEventSynchronize(static_cast<cudaEvent_t>(e));
+  cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  check(st, "cudaEventSynchronize");
+}
+
+void memcpy(void* dst, int dst_device, const void* src, int src_device, size_t bytes, Stream s,
+            bool async) {
+  if (bytes == 0) return;
+  int active = dst_device != kHost ? dst_device : src_device;
+  set_device(active);
+  cudaStream_t st = static_cast<cudaStream_t>(s);
+  if (async) {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, st), "cudaMemcpyAsync");
+  } else {
+    check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy");
+  }
+}
+
+void cast(int device, const void* src, DType src_type, void* dst, DType dst_type, size_t n,
+          Stream s) {
+  set_device(device);
+  check(kvk::cast(src, static_cast<int>(src_type), dst, static_cast<int>(dst_type), n,
+                  static_cast<cudaStream_t>(s)),
+        "kernel cast");
+}
+
+}  // namespace kv::cuda

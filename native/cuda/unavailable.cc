@@ -1,0 +1,36 @@
+// The CUDA runtime of a build without the CUDA backend: it reports why, and every call that needs
+// a GPU throws kv::Error(Device) with that reason. KVLAB_CUDA_REASON comes from CMake.
+#include "runtime.h"
+
+#include "../core/status.h"
+#include "build_info.h"
+
+namespace kv::cuda {
+
+const Info& info() {
+  static const Info in = [] {
+    Info i{};
+    i.compiled = false;
+    i.reason = "CUDA backend not built: " KVLAB_CUDA_REASON;
+    i.cublas_reason = KVLAB_CUBLAS_REASON;
+    return i;
+  }();
+  return in;
+}
+
+[[noreturn]] static void unavailable() { fail(Code::Device, info().reason); }
+
+void require_device(int) { unavailable(); }
+void* device_alloc(int, size_t) { unavailable(); }
+void device_free(int, void*) noexcept {}
+void* host_alloc_pinned(size_t) { unavailable(); }
+void host_free_pinned(void*) noexcept {}
+Stream stream_create(int) { unavailable(); }
+void stream_destroy(int, Stream) noexcept {}
+void stream_synchronize(int, Stream) { unavailable(); }
+Event event_record(int, Stream) { unavailable(); }
+void event_wait_and_destroy(int, Event) { unavailable(); }
+void memcpy(void*, int, const void*, int, size_t, Stream, bool) { unavailable(); }
+void cast(int, const void*, DType, void*, DType, size_t, Stream) { unavailable(); }
+
+}  // namespace kv::cuda
