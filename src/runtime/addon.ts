@@ -1,0 +1,129 @@
+/**
+ * The one loader of kvlab's native addon. It looks for the built `kvlab.node` where cmake-js puts
+ * it, loads it once, and on failure throws one AddonLoadError listing every place tried, what each
+ * said, and how to fix it. `kvlab doctor` reports the same.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { AddonLoadError } from './errors.js';
+
+/** Opaque handles the addon hands out; only the addon can read them. */
+export type StorageHandle = { readonly __kvlabStorage: unique symbol };
+export type StreamHandle = { readonly __kvlabStream: unique symbol };
+
+export interface BuildInfo {
+  version: string;
+  napiVersion: number;
+  buildType: string;
+  compiler: string;
+  cudaCompiled: boolean;
+  cudaReason: string;
+  nvccVersion: string;
+  cudaArchitectures: string;
+  kernelsCompiled: string;
+  cublasFoundAtBuild: boolean;
+}
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  totalMemory: number;
+  freeMemory: number;
+  computeCapability: string;
+  multiprocessors: number;
+  l2Bytes: number;
+  peakBandwidthGBs: number;
+}
+
+export interface CudaInfo {
+  compiled: boolean;
+  available: boolean;
+  reason: string;
+  driverVersion: number;
+  runtimeVersion: number;
+  cublas: boolean;
+  cublasVersion: number;
+  cublasReason: string;
+  devices: CudaDeviceInfo[];
+}
+
+export interface NativeMemoryCounter {
+  device: number;
+  liveBytes: number;
+  peakBytes: number;
+  liveAllocations: number;
+  totalAllocations: number;
+}
+
+/** The addon's surface (native/binding). Device index -1 is the host. */
+export interface NativeAddon {
+  buildInfo(): BuildInfo;
+  cudaInfo(): CudaInfo;
+  cpuThreads(): { pool: number; hardware: number };
+  setCpuThreads(n: number): number;
+  alloc(device: number, bytes: number, pinned: boolean): StorageHandle;
+  release(h: StorageHandle): void;
+  upload(h: StorageHandle, offset: number, data: ArrayBufferView | ArrayBuffer): void;
+  download(h: StorageHandle, offset: number, bytes: number): ArrayBuffer;
+  copy(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number): void;
+  copyAsync(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number,
+    stream: StreamHandle): Promise<void>;
+  memoryStats(): NativeMemoryCounter[];
+  streamCreate(device: number): StreamHandle;
+  streamSynchronize(s: StreamHandle): Promise<void>;
+  streamDestroy(s: StreamHandle): void;
+  cast(src: StorageHandle, srcDtype: number, dst: StorageHandle, dstDtype: number, count: number,
+    stream?: StreamHandle | null): void;
+}
+
+/** The package root: src/runtime/ and dist/runtime/ both sit two levels below it. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+const CANDIDATES = ['build/Release/kvlab.node', 'build/Debug/kvlab.node'];
+
+let loaded: NativeAddon | undefined;
+let failure: AddonLoadError | undefined;
+
+/** Paths the loader tries, in order. */
+export function addonCandidates(): string[] {
+  return CANDIDATES.map((p) => PACKAGE_ROOT + p);
+}
+
+/** Loads the addon once; throws AddonLoadError (the same one each time) when it cannot. */
+export function addon(): NativeAddon {
+  if (loaded) return loaded;
+  if (failure) throw failure;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of addonCandidates()) {
+    if (!existsSync(path)) {
+      tried.push(`  ${path}: not built`);
+      continue;
+    }
+    try {
+      loaded = require(path) as NativeAddon;
+      return loaded;
+    } catch (e) {
+      tried.push(`  ${path}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  failure = new AddonLoadError(
+    'kvlab native addon could not be loaded. Tried:\n' + tried.join('\n') +
+      '\nPossible fixes:\n' +
+      '  - build it: `npm run build` (needs cmake >= 3.18 and a C++17 compiler; `npm ci` builds it too)\n' +
+      '  - on a GPU host without npm: `node node_modules/cmake-js/bin/cmake-js compile`\n' +
+      '  - a CUDA build loaded on a machine without libcublas: rebuild here, or add the CUDA lib64 folder to LD_LIBRARY_PATH',
+  );
+  throw failure;
+}
+
+/** True when the addon loads; never throws. */
+export function addonAvailable(): boolean {
+  try {
+    addon();
+    return true;
+  } catch {
+    return false;
+  }
+}

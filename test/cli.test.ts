@@ -1,0 +1,57 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { COMMANDS, main } from '../src/cli/main.js';
+import type { CliIO } from '../src/cli/command.js';
+
+function io() {
+  const out: string[] = [];
+  const err: string[] = [];
+  const x: CliIO = { out: (t) => out.push(t), err: (t) => err.push(t), env: {}, cwd: process.cwd() };
+  return { x, out, err };
+}
+
+test('every command has --help, generated from its options', async () => {
+  for (const c of COMMANDS) {
+    const { x, out } = io();
+    assert.is(await main([c.name, '--help'], x), 0);
+    assert.match(out.join('\n'), new RegExp(`^Usage: kvlab ${c.name}`));
+    for (const opt of Object.keys(c.options)) assert.match(out.join('\n'), `--${opt}`);
+  }
+  const { x, out } = io();
+  assert.is(await main(['--help'], x), 0);
+  for (const c of COMMANDS) assert.match(out.join('\n'), c.name);
+});
+
+test('doctor --json reports the addon, threads, CUDA build and the reason CUDA is unusable', async () => {
+  const { x, out } = io();
+  assert.is(await main(['doctor', '--json'], x), 0);
+  const r = JSON.parse(out.join(''));
+  assert.is(r.addon.loaded, true);
+  assert.is(r.addon.version, '0.1.0');
+  assert.ok(r.cpu.threads >= 1);
+  assert.type(r.cuda.compiled, 'boolean');
+  if (!r.cuda.available) {
+    assert.type(r.cuda.reason, 'string');
+    assert.ok(r.cuda.reason.length > 10);
+    assert.is(r.defaultDevice, 'cpu');
+  } else {
+    assert.ok(r.cuda.devices.length > 0);
+    assert.type(r.cuda.devices[0].computeCapability, 'string');
+  }
+  if (!r.cuda.compiled && r.addon.build.nvccVersion) {
+    // nvcc without cuBLAS (the CI machine): the kernels were still compiled, and the reason says why
+    assert.ok(r.cuda.kernelsCompiled.includes('cast.cu'));
+    assert.match(r.cuda.reason, /cuBLAS/);
+  }
+});
+
+test('unknown commands and flags are errors with usage, not crashes', async () => {
+  let s = io();
+  assert.is(await main(['frobnicate'], s.x), 2);
+  assert.match(s.err.join(''), /unknown command 'frobnicate'/);
+  s = io();
+  assert.is(await main(['doctor', '--nope'], s.x), 2);
+  assert.match(s.err.join(''), /ArgumentError \[KVLAB_ARG\].*--nope/);
+});
+
+test.run();
