@@ -82,6 +82,14 @@ int arg_int(const Napi::CallbackInfo& info, size_t i, const char* fn, const char
   return static_cast<int>(d);
 }
 
+float arg_float(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) fail(Code::Arg, where(fn, name) + ": expected a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) fail(Code::Arg, where(fn, name) + ": expected a finite number");
+  return static_cast<float>(d);
+}
+
 bool arg_bool(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
   Napi::Value v = info[i];
   if (!v.IsBoolean()) fail(Code::Arg, where(fn, name) + ": expected a boolean");

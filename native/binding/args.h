@@ -34,6 +34,7 @@ StorageHandle* arg_storage_handle(const Napi::CallbackInfo& info, size_t i, cons
 StreamHandle* arg_stream_or_null(const Napi::CallbackInfo& info, size_t i, const char* fn);
 size_t arg_size(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 int arg_int(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
+float arg_float(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 bool arg_bool(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 DType arg_dtype(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 

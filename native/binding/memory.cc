@@ -21,6 +21,16 @@ Napi::Value alloc(const Napi::CallbackInfo& info) {
   });
 }
 
+// view(handle, offset, bytes) -> handle sharing the memory (keeps the parent alive)
+Napi::Value view(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    auto s = arg_storage(info, 0, "view", "handle");
+    size_t offset = arg_size(info, 1, "view", "offset");
+    size_t bytes = arg_size(info, 2, "view", "bytes");
+    return wrap_storage(info.Env(), storage_view(s, offset, bytes));
+  });
+}
+
 // release(handle): frees now unless async work still holds the storage. Idempotent.
 Napi::Value release(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
@@ -142,6 +152,7 @@ Napi::Value memory_stats(const Napi::CallbackInfo& info) {
 
 void export_memory(Napi::Env env, Napi::Object exports) {
   exports.Set("alloc", Napi::Function::New(env, alloc, "alloc"));
+  exports.Set("view", Napi::Function::New(env, view, "view"));
   exports.Set("release", Napi::Function::New(env, release, "release"));
   exports.Set("upload", Napi::Function::New(env, upload, "upload"));
   exports.Set("download", Napi::Function::New(env, download, "download"));

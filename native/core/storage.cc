@@ -41,7 +41,7 @@ std::string human(size_t bytes) {
 }  // namespace
 
 Storage::~Storage() {
-  if (!data) return;  // the allocation itself failed: nothing to free or uncount
+  if (!data || parent) return;  // a failed allocation, or a view: nothing to free or uncount
   if (device == kHost) {
     if (pinned) cuda::host_free_pinned(data);
     else std::free(data);
@@ -73,6 +73,19 @@ std::shared_ptr<Storage> storage_alloc(int device, size_t bytes, bool pinned) {
   }
   s->bytes = bytes;
   count_alloc(device, bytes);
+  return s;
+}
+
+std::shared_ptr<Storage> storage_view(const std::shared_ptr<Storage>& parent, size_t offset, size_t bytes) {
+  if (offset > parent->bytes || bytes > parent->bytes - offset)
+    fail(Code::Shape, "view of bytes [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
+                          ") exceeds the storage of " + std::to_string(parent->bytes) + " bytes");
+  auto s = std::make_shared<Storage>();
+  s->parent = parent->parent ? parent->parent : parent;
+  s->data = static_cast<uint8_t*>(parent->data) + offset;
+  s->bytes = bytes;
+  s->device = parent->device;
+  s->pinned = parent->pinned;
   return s;
 }
 

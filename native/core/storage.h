@@ -17,12 +17,16 @@ struct Storage {
   size_t bytes = 0;
   int device = kHost;  // kHost or a CUDA device ordinal
   bool pinned = false;  // page-locked host memory (cudaHostAlloc)
+  std::shared_ptr<Storage> parent;  // set for views: the parent owns (and frees) the memory
   ~Storage();
 };
 
 // Allocates `bytes` (0 allowed) on `device`; throws kv::Error(OOM) when the allocation fails
 // and kv::Error(Device) when the device does not exist.
 std::shared_ptr<Storage> storage_alloc(int device, size_t bytes, bool pinned);
+
+// A view of bytes [offset, offset + bytes) of `parent` that keeps the parent alive. Not counted.
+std::shared_ptr<Storage> storage_view(const std::shared_ptr<Storage>& parent, size_t offset, size_t bytes);
 
 struct MemoryCounter {
   int device;

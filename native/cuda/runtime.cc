@@ -10,6 +10,7 @@
 
 #include "../../kernels/cast.cuh"
 #include "../../kernels/common.cuh"
+#include "../../kernels/random.cuh"
 #include "../core/status.h"
 #include "../core/storage.h"
 
@@ -210,6 +211,12 @@ void cast(int device, const void* src, DType src_type, void* dst, DType dst_type
   check(kvk::cast(src, static_cast<int>(src_type), dst, static_cast<int>(dst_type), n,
                   static_cast<cudaStream_t>(s)),
         "kernel cast");
+}
+
+void fill_uniform(int device, void* out, DType type, size_t n, uint64_t seed, float lo, float hi, Stream s) {
+  set_device(device);
+  check(kvk::fill_uniform(out, static_cast<int>(type), n, seed, lo, hi, static_cast<cudaStream_t>(s)),
+        "kernel fill_uniform");
 }
 
 }  // namespace kv::cuda

@@ -4,6 +4,7 @@
 // a GPU throws kv::Error(Device) with the build's reason).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -63,5 +64,8 @@ void memcpy(void* dst, int dst_device, const void* src, int src_device, size_t b
 // Element-wise dtype conversion on the device (kernels/cast.cu).
 void cast(int device, const void* src, DType src_type, void* dst, DType dst_type, size_t n,
           Stream s);
+
+// Seeded uniform fill on the device (kernels/random.cu).
+void fill_uniform(int device, void* out, DType type, size_t n, uint64_t seed, float lo, float hi, Stream s);
 
 }  // namespace kv::cuda

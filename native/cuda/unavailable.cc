@@ -1,5 +1,6 @@
 // The CUDA runtime of a build without the CUDA backend: it reports why, and every call that needs
 // a GPU throws kv::Error(Device) with that reason. KVLAB_CUDA_REASON comes from CMake.
+#include "ops.h"
 #include "runtime.h"
 
 #include "../core/status.h"
@@ -32,5 +33,20 @@ Event event_record(int, Stream) { unavailable(); }
 void event_wait_and_destroy(int, Event) { unavailable(); }
 void memcpy(void*, int, const void*, int, size_t, Stream, bool) { unavailable(); }
 void cast(int, const void*, DType, void*, DType, size_t, Stream) { unavailable(); }
+void fill_uniform(int, void*, DType, size_t, uint64_t, float, float, Stream) { unavailable(); }
+
+
+// Model ops (ops.h).
+void embedding(int, const int32_t*, size_t, const void*, DType, size_t, void*, DType, Stream) { unavailable(); }
+void rmsnorm(int, const void*, const void*, void*, DType, size_t, size_t, float, Stream) { unavailable(); }
+void matmul(int, const void*, const void*, const void*, void*, DType, size_t, size_t, size_t, Stream) { unavailable(); }
+void rope(int, void*, DType, const int32_t*, const float*, size_t, size_t, size_t, Stream) { unavailable(); }
+void attention(int, const void*, const void*, const void*, DType, const int32_t*, const int32_t*, void*, size_t, size_t,
+               size_t, size_t, size_t, float, Stream) { unavailable(); }
+void swiglu(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
+void add(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
+void gather_rows(int, const void*, const int32_t*, void*, size_t, size_t, Stream) { unavailable(); }
+void scatter_rows(int, const void*, const int32_t*, void*, size_t, size_t, Stream) { unavailable(); }
+void sample(int, const float*, size_t, float, float, float, int32_t*, Stream) { unavailable(); }
 
 }  // namespace kv::cuda

@@ -64,6 +64,7 @@ export interface NativeAddon {
   setCpuThreads(n: number): number;
   alloc(device: number, bytes: number, pinned: boolean): StorageHandle;
   release(h: StorageHandle): void;
+  view(h: StorageHandle, offset: number, bytes: number): StorageHandle;
   upload(h: StorageHandle, offset: number, data: ArrayBufferView | ArrayBuffer): void;
   download(h: StorageHandle, offset: number, bytes: number): ArrayBuffer;
   copy(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number): void;
@@ -75,6 +76,27 @@ export interface NativeAddon {
   streamDestroy(s: StreamHandle): void;
   cast(src: StorageHandle, srcDtype: number, dst: StorageHandle, dstDtype: number, count: number,
     stream?: StreamHandle | null): void;
+  embedding(ids: StorageHandle, n: number, table: StorageHandle, tableDtype: number, vocab: number, dim: number,
+    out: StorageHandle, outDtype: number, stream: StreamHandle | null): void;
+  rmsnorm(x: StorageHandle, w: StorageHandle, out: StorageHandle, dtype: number, n: number, dim: number, eps: number,
+    stream: StreamHandle | null): void;
+  matmul(x: StorageHandle, w: StorageHandle, bias: StorageHandle | null, out: StorageHandle, dtype: number, n: number,
+    k: number, m: number, stream: StreamHandle | null): void;
+  rope(x: StorageHandle, dtype: number, pos: StorageHandle, invFreq: StorageHandle, n: number, heads: number,
+    headDim: number, stream: StreamHandle | null): void;
+  attention(q: StorageHandle, k: StorageHandle, v: StorageHandle, dtype: number, qpos: StorageHandle, kpos: StorageHandle,
+    out: StorageHandle, nq: number, nk: number, hq: number, hkv: number, d: number, scale: number,
+    stream: StreamHandle | null): void;
+  swiglu(gate: StorageHandle, up: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
+  add(a: StorageHandle, b: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
+  gatherRows(src: StorageHandle, srcRows: number, idx: StorageHandle, dst: StorageHandle, n: number, widthBytes: number,
+    stream: StreamHandle | null): void;
+  scatterRows(src: StorageHandle, idx: StorageHandle, dst: StorageHandle, dstRows: number, n: number, widthBytes: number,
+    stream: StreamHandle | null): void;
+  sample(logits: StorageHandle, vocab: number, temperature: number, topP: number, u: number, scratch: StorageHandle | null,
+    stream: StreamHandle | null): number;
+  fillUniform(out: StorageHandle, dtype: number, n: number, seed: number, lo: number, hi: number,
+    stream: StreamHandle | null): void;
 }
 
 /** The package root: src/runtime/ and dist/runtime/ both sit two levels below it. */

@@ -7,3 +7,4 @@ export { memoryStats, setCpuThreads, cpuThreads, type MemoryStats } from './memo
 export { Stream } from './stream.js';
 export { Tensor, shapeNumel, type Shape, type TensorOptions } from './tensor.js';
 export { doctor, type DoctorReport } from './doctor.js';
+export * as ops from './ops.js';

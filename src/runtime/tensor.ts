@@ -238,6 +238,34 @@ export class Tensor {
     await nativeAsync(() => addon().copyAsync(dst, 0, s, 0, this.byteLength, stream.nativeHandle));
   }
 
+  /**
+   * A tensor sharing this one's memory: `shape` elements starting at element `offset`. Writes
+   * through either are seen by both. The memory lives until the parent and every view are disposed.
+   */
+  view(shape: Shape, offset = 0): Tensor {
+    const n = shapeNumel(shape);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + n > this.numel)
+      throw new ShapeError(`view of ${n} elements at offset ${offset} exceeds ${this.describe()}`);
+    const es = DTYPE_BYTES[this.dtype];
+    const h = native(() => addon().view(this.nativeHandle, offset * es, n * es));
+    return new Tensor(this.dtype, shape, this.device, this.pinned, h);
+  }
+
+  /** Rows [start, end) along the first dimension, as a view. */
+  rows(start: number, end: number): Tensor {
+    const [first = 0, ...rest] = this.shape;
+    if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end && end <= first))
+      throw new ShapeError(`rows [${start}, ${end}) out of range for ${this.describe()}`);
+    const inner = this.numel / Math.max(first, 1);
+    return this.view([end - start, ...rest], start * inner);
+  }
+
+  /** A view with another shape of the same element count. */
+  reshape(shape: Shape): Tensor {
+    if (shapeNumel(shape) !== this.numel) throw new ShapeError(`cannot reshape ${this.describe()} to [${shape.join(', ')}]`);
+    return this.view(shape, 0);
+  }
+
   /** Frees the storage now. Idempotent; any later use throws DisposedError. */
   dispose(): void {
     if (!this.handle) return;

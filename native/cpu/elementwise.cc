@@ -1,0 +1,39 @@
+#include <cmath>
+#include <cstring>
+
+#include "ops.h"
+#include "parallel.h"
+
+namespace kv::cpu {
+
+void swiglu(const float* gate, const float* up, float* out, size_t n) {
+  parallel_for(n, 1 << 14, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      float g = gate[i];
+      out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+void add(const float* a, const float* b, float* out, size_t n) {
+  parallel_for(n, 1 << 14, [&](size_t s, size_t e) {
+    for (size_t i = s; i < e; ++i) out[i] = a[i] + b[i];
+  });
+}
+
+void gather_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width) {
+  parallel_for(n, 64, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      std::memcpy(static_cast<char*>(dst) + i * width,
+                  static_cast<const char*>(src) + static_cast<size_t>(idx[i]) * width, width);
+  });
+}
+
+void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width) {
+  // Sequential: with repeated indices the last row wins, as on the GPU's ordered path.
+  for (size_t i = 0; i < n; ++i)
+    std::memcpy(static_cast<char*>(dst) + static_cast<size_t>(idx[i]) * width,
+                static_cast<const char*>(src) + i * width, width);
+}
+
+}  // namespace kv::cpu

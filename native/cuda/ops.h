@@ -1,0 +1,48 @@
+// Model ops on a CUDA device: the same math, argument order and aliasing rules as native/cpu/ops.h
+// (read that file for each op's definition), with dtypes. Activations and weights may be f32, f16
+// or bf16 (DType ids of core/dtype.h); every kernel computes in f32. All pointers are device
+// pointers on `device`; work is queued on `stream` (nullptr = the legacy default stream) and
+// the functions return without synchronising. Failures throw kv::Error (Cuda, OOM, Device).
+// Implemented in ops.cc (CUDA build) and unavailable.cc (CPU-only build).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../core/dtype.h"
+#include "runtime.h"
+
+namespace kv::cuda {
+
+void embedding(int device, const int32_t* ids, size_t n, const void* table, DType table_type, size_t dim,
+               void* out, DType out_type, Stream s);
+
+void rmsnorm(int device, const void* x, const void* w, void* out, DType type, size_t n, size_t dim, float eps,
+             Stream s);
+
+// cuBLAS: out[n, m] = x[n, k] . w[m, k]^T (+ bias[m]); x, w, bias and out share `type`;
+// f32 accumulation (CUBLAS_COMPUTE_32F) for every type.
+void matmul(int device, const void* x, const void* w, const void* bias, void* out, DType type, size_t n,
+            size_t k, size_t m, Stream s);
+
+void rope(int device, void* x, DType type, const int32_t* pos, const float* inv_freq, size_t n, size_t heads,
+          size_t head_dim, Stream s);
+
+// Tiled, online-softmax attention (the same definition as cpu::attention).
+void attention(int device, const void* q, const void* k, const void* v, DType type, const int32_t* qpos,
+               const int32_t* kpos, void* out, size_t nq, size_t nk, size_t hq, size_t hkv, size_t d,
+               float scale, Stream s);
+
+void swiglu(int device, const void* gate, const void* up, void* out, DType type, size_t n, Stream s);
+
+void add(int device, const void* a, const void* b, void* out, DType type, size_t n, Stream s);
+
+void gather_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,
+                 Stream s);
+void scatter_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,
+                  Stream s);
+
+// logits is f32 on the device; the chosen id is written to *out_id (device memory, one int32).
+void sample(int device, const float* logits, size_t vocab, float temperature, float top_p, float u,
+            int32_t* out_id, Stream s);
+
+}  // namespace kv::cuda

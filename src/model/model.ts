@@ -1,0 +1,318 @@
+/**
+ * The Llama-family forward pass (llama 1/2/3, mistral, qwen2) on the CPU or a CUDA device, built
+ * from one layer-wise step that CacheBlend drives directly:
+ *
+ *   x = embed(tokens)
+ *   for each layer l:  x = layer(l, x, batch, cache)   // writes K/V of the batch into its slots
+ *   logits = head(x)
+ *
+ * `layer` runs one layer for any subset of tokens at any absolute positions, writing their K/V
+ * into chosen cache slots and attending over every filled slot whose position is <= the query's.
+ * `prefill`, `decode` and `generate` are thin loops over it.
+ */
+import { Device, resolveDevice, type DeviceSpec } from '../runtime/device.js';
+import type { DType } from '../runtime/dtype.js';
+import { ArgumentError, DTypeError, ShapeError } from '../runtime/errors.js';
+import * as ops from '../runtime/ops.js';
+import { Tensor } from '../runtime/tensor.js';
+import { validateConfig, type ModelConfig } from './config.js';
+import { KVCache } from './kv-cache.js';
+import { ropeInvFreq } from './rope.js';
+import { Scratch } from './scratch.js';
+import { expectedTensorShapes, type ModelWeights } from './weights.js';
+
+export interface ModelOptions {
+  /** 'cpu', 'cuda:N' or 'auto' (cuda:0 when usable). Default 'cpu'. */
+  device?: DeviceSpec | 'auto';
+  /** Weights, activations and KV dtype. The CPU computes in f32; CUDA takes f32, f16, bf16. */
+  dtype?: DType;
+}
+
+/** The tokens of one layer-wise step: their positions and the cache slots their K/V go to. */
+export interface TokenBatch {
+  readonly n: number;
+  readonly positions: Int32Array;
+  readonly slots: Int32Array;
+  /** i32 [n] on the model's device */
+  readonly positionsTensor: Tensor;
+  readonly slotsTensor: Tensor;
+  dispose(): void;
+}
+
+export interface PrefillOptions {
+  /** Absolute positions of the tokens (default: continuing after `past`, or 0, 1, 2, ...). */
+  positions?: ArrayLike<number>;
+  /** A cache to extend (its slots stay; new tokens are appended). Default: a new cache. */
+  past?: KVCache;
+  /** Which logits to return: the last token's (default), every token's, or none. */
+  logits?: 'last' | 'all' | 'none';
+  /** Capacity of a newly created cache (default: tokens + 256, at most the context length... or more). */
+  capacity?: number;
+}
+
+export interface PrefillResult {
+  /** f32 [rows, vocab] flattened; rows = 1 for 'last', n for 'all', 0 for 'none'. */
+  logits: Float32Array;
+  /** The cache holding the past and the new tokens' K/V. */
+  cache: KVCache;
+  /** Slot indices of the new tokens. */
+  slots: Int32Array;
+}
+
+type LayerWeights = {
+  attnNorm: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; wo: Tensor;
+  bq: Tensor | null; bk: Tensor | null; bv: Tensor | null;
+  ffnNorm: Tensor; w1: Tensor; w3: Tensor; w2: Tensor;
+};
+
+export class Model {
+  readonly config: ModelConfig;
+  readonly device: Device;
+  readonly dtype: DType;
+  private readonly embedTable: Tensor;
+  private readonly layers: LayerWeights[];
+  private readonly finalNorm: Tensor;
+  private readonly output: Tensor;
+  private readonly invFreq: Tensor;
+  private readonly scratch: Scratch;
+  private sampleScratch: Tensor | null = null;
+
+  private constructor(config: ModelConfig, device: Device, dtype: DType, tensors: Map<string, Tensor>) {
+    this.config = config;
+    this.device = device;
+    this.dtype = dtype;
+    const get = (name: string): Tensor => {
+      const t = tensors.get(name);
+      if (!t) throw new ShapeError(`weight ${name} is missing`);
+      return t;
+    };
+    const opt = (name: string): Tensor | null => tensors.get(name) ?? null;
+    this.embedTable = get('tok_embeddings');
+    this.layers = Array.from({ length: config.nLayers }, (_, i) => ({
+      attnNorm: get(`layers.${i}.attention_norm`), wq: get(`layers.${i}.wq`), wk: get(`layers.${i}.wk`),
+      wv: get(`layers.${i}.wv`), wo: get(`layers.${i}.wo`), bq: opt(`layers.${i}.bq`), bk: opt(`layers.${i}.bk`),
+      bv: opt(`layers.${i}.bv`), ffnNorm: get(`layers.${i}.ffn_norm`), w1: get(`layers.${i}.w1`),
+      w3: get(`layers.${i}.w3`), w2: get(`layers.${i}.w2`),
+    }));
+    this.finalNorm = get('norm');
+    this.output = config.tiedEmbeddings ? this.embedTable : get('output');
+    this.invFreq = Tensor.fromTypedArray(ropeInvFreq(config), undefined, { device });
+    this.scratch = new Scratch(device, dtype);
+  }
+
+  /** A model from loaded weights (f32 arrays), moved to the device and converted to `dtype`. */
+  static fromWeights(weights: ModelWeights, options: ModelOptions = {}): Model {
+    const config = validateConfig(weights.config);
+    const { device, dtype } = placement(options);
+    const tensors = new Map<string, Tensor>();
+    try {
+      for (const [name, shape] of expectedTensorShapes(config)) {
+        const w = weights.tensors.get(name);
+        if (!w) throw new ShapeError(`weight ${name} is missing`);
+        tensors.set(name, Tensor.fromTypedArray(w.data, shape, { dtype, device }));
+      }
+      return new Model(config, device, dtype, tensors);
+    } catch (e) {
+      for (const t of tensors.values()) t.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * A seeded random-initialised model of any shape (weights uniform in +-1/sqrt(fan_in), norms 1),
+   * generated on the device itself, so 7B-scale shapes need no weight files or host memory.
+   */
+  static random(config: ModelConfig, options: ModelOptions & { seed?: number } = {}): Model {
+    validateConfig(config);
+    const { device, dtype } = placement(options);
+    const seed = options.seed ?? 0;
+    const tensors = new Map<string, Tensor>();
+    try {
+      let i = 0;
+      for (const [name, shape] of expectedTensorShapes(config)) {
+        const t = Tensor.empty(shape, { dtype, device });
+        tensors.set(name, t);
+        const isNorm = shape.length === 1 && !/\.b[qkv]$/.test(name);
+        const fanIn = shape[shape.length - 1]!;
+        const a = isNorm ? 0 : 1 / Math.sqrt(fanIn);
+        // Norm weights near 1 (not exactly, so a norm bug cannot hide); biases small.
+        if (isNorm) ops.fillUniform(t, seed * 1000 + i, 0.9, 1.1);
+        else ops.fillUniform(t, seed * 1000 + i, -a, a);
+        i++;
+      }
+      return new Model(config, device, dtype, tensors);
+    } catch (e) {
+      for (const t of tensors.values()) t.dispose();
+      throw e;
+    }
+  }
+
+  get kvLayout() {
+    return { nLayers: this.config.nLayers, nKvHeads: this.config.nKvHeads, headDim: this.config.headDim };
+  }
+
+  /** An empty KV cache for this model. */
+  newCache(capacity: number): KVCache {
+    return new KVCache(this.kvLayout, capacity, this.dtype, this.device);
+  }
+
+  /** Uploads positions and slots for a layer-wise step. */
+  batch(positions: ArrayLike<number>, slots: ArrayLike<number>): TokenBatch {
+    if (positions.length !== slots.length) throw new ShapeError(`${positions.length} positions but ${slots.length} slots`);
+    const p = Int32Array.from(positions);
+    const s = Int32Array.from(slots);
+    const positionsTensor = Tensor.fromTypedArray(p, undefined, { device: this.device });
+    const slotsTensor = Tensor.fromTypedArray(s, undefined, { device: this.device });
+    return {
+      n: p.length, positions: p, slots: s, positionsTensor, slotsTensor,
+      dispose() { positionsTensor.dispose(); slotsTensor.dispose(); },
+    };
+  }
+
+  /** Token embeddings [n, dim] in the model dtype (a new tensor the caller owns). */
+  embed(tokens: ArrayLike<number>): Tensor {
+    const ids = this.checkTokens(tokens);
+    const idsT = Tensor.fromTypedArray(ids, undefined, { device: this.device });
+    const x = Tensor.empty([ids.length, this.config.dim], { dtype: this.dtype, device: this.device });
+    ops.embedding(idsT, this.embedTable, x);
+    idsT.dispose();
+    return x;
+  }
+
+  /**
+   * One transformer layer for the batch's tokens, in place on `x` [n, dim]: their K/V (rotated at
+   * their positions) overwrite the cache at the batch's slots, then each token attends to every
+   * filled slot whose position is <= its own.
+   */
+  layer(l: number, x: Tensor, batch: TokenBatch, cache: KVCache): void {
+    const c = this.config;
+    const w = this.layers[l];
+    if (!w) throw new ArgumentError(`layer ${l} does not exist (the model has ${c.nLayers})`);
+    const n = batch.n;
+    if (x.numel !== n * c.dim) throw new ShapeError(`layer input ${x.describe()} is not [${n}, ${c.dim}]`);
+    const s = this.scratch;
+    const qDim = c.nHeads * c.headDim;
+    const h = s.get('h', [n, c.dim]);
+    ops.rmsnorm(x, w.attnNorm, h, c.normEps);
+    const q = s.get('q', [n, c.nHeads, c.headDim]);
+    const k = s.get('k', [n, c.nKvHeads, c.headDim]);
+    const v = s.get('v', [n, c.nKvHeads, c.headDim]);
+    ops.matmul(h, w.wq, w.bq, q);
+    ops.matmul(h, w.wk, w.bk, k);
+    ops.matmul(h, w.wv, w.bv, v);
+    ops.rope(q, batch.positionsTensor, this.invFreq, c.nHeads);
+    ops.rope(k, batch.positionsTensor, this.invFreq, c.nKvHeads);
+    const kSlab = cache.slab(l, 0);
+    const vSlab = cache.slab(l, 1);
+    ops.scatterRows(k, batch.slotsTensor, kSlab);
+    ops.scatterRows(v, batch.slotsTensor, vSlab);
+    const len = cache.length;
+    const kAll = kSlab.rows(0, len);
+    const vAll = vSlab.rows(0, len);
+    const kpos = cache.positionsTensor.rows(0, len);
+    const att = s.get('att', [n, qDim]);
+    ops.attention(q, kAll, vAll, batch.positionsTensor, kpos, att,
+      { queryHeads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) });
+    for (const t of [kSlab, vSlab, kAll, vAll, kpos]) t.dispose();
+    const o = s.get('o', [n, c.dim]);
+    ops.matmul(att, w.wo, null, o);
+    ops.add(x, o, x);
+    ops.rmsnorm(x, w.ffnNorm, h, c.normEps);
+    const g = s.get('g', [n, c.hiddenDim]);
+    const u = s.get('u', [n, c.hiddenDim]);
+    ops.matmul(h, w.w1, null, g);
+    ops.matmul(h, w.w3, null, u);
+    ops.swiglu(g, u, g);
+    ops.matmul(g, w.w2, null, o);
+    ops.add(x, o, x);
+  }
+
+  /** Final norm and classifier: f32 logits [rows, vocab] for the rows of `x` [rows, dim]. */
+  head(x: Tensor): Tensor {
+    const c = this.config;
+    const rows = x.numel / c.dim;
+    const h = this.scratch.get('head_h', [rows, c.dim]);
+    ops.rmsnorm(x, this.finalNorm, h, c.normEps);
+    const logits = this.scratch.get('logits', [rows, c.vocabSize]);
+    ops.matmul(h, this.output, null, logits);
+    const out = logits.cast('f32');
+    return out;
+  }
+
+  /** Runs `tokens` through every layer, appending them to the cache; returns the chosen logits. */
+  prefill(tokens: ArrayLike<number>, options: PrefillOptions = {}): PrefillResult {
+    const n = tokens.length;
+    if (n === 0) throw new ArgumentError('prefill needs at least one token');
+    const cache = options.past ?? this.newCache(options.capacity ?? n + 256);
+    const start = cache.length > 0 ? cache.positions[cache.length - 1]! + 1 : 0;
+    const positions = options.positions ?? Int32Array.from({ length: n }, (_, i) => start + i);
+    if (positions.length !== n) throw new ShapeError(`${n} tokens but ${positions.length} positions`);
+    for (let i = 0; i < n; i++)
+      if (positions[i]! >= this.config.maxSeqLen)
+        throw new ArgumentError(`position ${positions[i]} is beyond the model's context of ${this.config.maxSeqLen} tokens`);
+    const x = this.embed(tokens);
+    const slots = cache.append(positions);
+    const batch = this.batch(positions, slots);
+    try {
+      for (let l = 0; l < this.config.nLayers; l++) this.layer(l, x, batch, cache);
+      const mode = options.logits ?? 'last';
+      let logits: Float32Array = new Float32Array(0);
+      if (mode !== 'none') {
+        const rows = mode === 'all' ? x : x.rows(n - 1, n);
+        const t = this.head(rows);
+        logits = t.toTypedArray() as Float32Array;
+        t.dispose();
+        if (rows !== x) rows.dispose();
+      }
+      return { logits, cache, slots };
+    } finally {
+      batch.dispose();
+      x.dispose();
+      this.scratch.release();
+    }
+  }
+
+  /** One decode step: appends `token` at the next position; returns its logits. */
+  decode(token: number, cache: KVCache): Float32Array {
+    return this.prefill([token], { past: cache }).logits;
+  }
+
+  /** Picks the next token from f32 logits (greedy when temperature <= 0). */
+  sampleLogits(logits: Float32Array, o: ops.SampleOptions): number {
+    const t = Tensor.fromTypedArray(logits, undefined, { device: this.device });
+    if (this.device.isCuda && !this.sampleScratch) this.sampleScratch = Tensor.empty([1], { dtype: 'i32', device: this.device });
+    try {
+      return ops.sample(t, o, this.sampleScratch);
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** Frees every weight and buffer. */
+  dispose(): void {
+    const seen = new Set<Tensor>();
+    const all = [this.embedTable, this.finalNorm, this.output, this.invFreq,
+      ...this.layers.flatMap((w) => [w.attnNorm, w.wq, w.wk, w.wv, w.wo, w.bq, w.bk, w.bv, w.ffnNorm, w.w1, w.w3, w.w2])];
+    for (const t of all) if (t && !seen.has(t)) { seen.add(t); t.dispose(); }
+    this.scratch.dispose();
+    this.sampleScratch?.dispose();
+  }
+
+  private checkTokens(tokens: ArrayLike<number>): Int32Array {
+    const ids = Int32Array.from(tokens);
+    for (let i = 0; i < ids.length; i++) {
+      const t = tokens[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocabSize)
+        throw new ArgumentError(`token id ${t} at index ${i} is outside the vocabulary [0, ${this.config.vocabSize})`);
+    }
+    return ids;
+  }
+}
+
+function placement(o: ModelOptions): { device: Device; dtype: DType } {
+  const device = resolveDevice(o.device ?? 'cpu');
+  const dtype = o.dtype ?? 'f32';
+  if (!device.isCuda && dtype !== 'f32') throw new DTypeError(`the CPU backend computes in f32; dtype ${dtype} needs a CUDA device`);
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new DTypeError(`model dtype must be f32, f16 or bf16, got ${dtype}`);
+  return { device, dtype };
+}

@@ -1,0 +1,172 @@
+/**
+ * The model ops on tensors (the C++ reference on the CPU, kvlab's kernels and cuBLAS on CUDA), with
+ * their shapes checked here first. Outputs are caller-provided tensors, so a forward pass can reuse
+ * one workspace. CPU tensors must be f32; CUDA tensors f32, f16 or bf16. Index and position tensors
+ * are i32. Work on CUDA is queued on `stream` (default: the device's legacy stream, which every
+ * copy back to the host waits for). Definitions: native/cpu/ops.h.
+ */
+import { addon } from './addon.js';
+import { DTYPE_BYTES, DTYPE_IDS } from './dtype.js';
+import { DTypeError, DeviceError, ShapeError, native } from './errors.js';
+import type { Stream } from './stream.js';
+import type { Tensor } from './tensor.js';
+
+function last(t: Tensor): number {
+  return t.shape[t.shape.length - 1] ?? 1;
+}
+
+function sameDtype(op: string, ...ts: Tensor[]): void {
+  const d = ts[0]!.dtype;
+  for (const t of ts) if (t.dtype !== d) throw new DTypeError(`${op}: dtypes differ (${ts.map((x) => x.describe()).join(', ')})`);
+}
+
+function i32(op: string, name: string, t: Tensor, n: number): void {
+  if (t.dtype !== 'i32') throw new DTypeError(`${op}: ${name} must be i32, got ${t.describe()}`);
+  if (t.numel !== n) throw new ShapeError(`${op}: ${name} has ${t.numel} entries, expected ${n}`);
+}
+
+function sameDevice(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) if (!t.device.equals(ts[0]!.device)) throw new DeviceError(`${op}: tensors on different devices (${ts.map((x) => x.describe()).join(', ')})`);
+}
+
+function numel(op: string, t: Tensor, n: number, what: string): void {
+  if (t.numel !== n) throw new ShapeError(`${op}: ${what} ${t.describe()} has ${t.numel} elements, expected ${n}`);
+}
+
+const s = (x?: Stream) => x?.nativeHandle ?? null;
+
+/** out[i, :] = table[ids[i], :]; table [vocab, dim]. */
+export function embedding(ids: Tensor, table: Tensor, out: Tensor, stream?: Stream): void {
+  const [vocab = 0, dim = 0] = table.shape;
+  i32('embedding', 'ids', ids, ids.numel);
+  numel('embedding', out, ids.numel * dim, 'out');
+  sameDevice('embedding', ids, table, out);
+  native(() => addon().embedding(ids.nativeHandle, ids.numel, table.nativeHandle, DTYPE_IDS[table.dtype], vocab, dim,
+    out.nativeHandle, DTYPE_IDS[out.dtype], s(stream)));
+}
+
+/** out = x / rms(x) * w over the last dimension. out may be x. */
+export function rmsnorm(x: Tensor, w: Tensor, out: Tensor, eps: number, stream?: Stream): void {
+  const dim = w.numel;
+  if (last(x) !== dim) throw new ShapeError(`rmsnorm: x ${x.describe()} does not end in ${dim}`);
+  numel('rmsnorm', out, x.numel, 'out');
+  sameDtype('rmsnorm', x, w, out);
+  sameDevice('rmsnorm', x, w, out);
+  native(() => addon().rmsnorm(x.nativeHandle, w.nativeHandle, out.nativeHandle, DTYPE_IDS[x.dtype], x.numel / dim, dim, eps, s(stream)));
+}
+
+/** out[n, m] = x[n, k] w[m, k]^T (+ bias[m]). */
+export function matmul(x: Tensor, w: Tensor, bias: Tensor | null, out: Tensor, stream?: Stream): void {
+  const [m = 0, k = 0] = w.shape;
+  if (w.shape.length !== 2 || last(x) !== k) throw new ShapeError(`matmul: x ${x.describe()} and w ${w.describe()} do not agree on k`);
+  const n = x.numel / k;
+  numel('matmul', out, n * m, 'out');
+  if (bias) numel('matmul', bias, m, 'bias');
+  const all = bias ? [x, w, bias, out] : [x, w, out];
+  sameDtype('matmul', ...all);
+  sameDevice('matmul', ...all);
+  native(() => addon().matmul(x.nativeHandle, w.nativeHandle, bias?.nativeHandle ?? null, out.nativeHandle, DTYPE_IDS[x.dtype], n, k, m, s(stream)));
+}
+
+/** In-place RoPE (halves pairing) of x[n, heads, headDim] at positions pos[n]; invFreq f32[headDim/2]. */
+export function rope(x: Tensor, pos: Tensor, invFreq: Tensor, heads: number, stream?: Stream): void {
+  const hd = invFreq.numel * 2;
+  const n = x.numel / (heads * hd);
+  if (!Number.isInteger(n)) throw new ShapeError(`rope: x ${x.describe()} is not [n, ${heads}, ${hd}]`);
+  i32('rope', 'pos', pos, n);
+  if (invFreq.dtype !== 'f32') throw new DTypeError('rope: invFreq must be f32');
+  sameDevice('rope', x, pos, invFreq);
+  native(() => addon().rope(x.nativeHandle, DTYPE_IDS[x.dtype], pos.nativeHandle, invFreq.nativeHandle, n, heads, hd, s(stream)));
+}
+
+export interface AttentionShape {
+  queryHeads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
+/**
+ * out[nq, hq, d] = softmax(scale q k^T, keys with kpos <= qpos) v, GQA. q [nq, hq, d], k and v
+ * [nk, hkv, d]; qpos [nq], kpos [nk] absolute positions.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, qpos: Tensor, kpos: Tensor, out: Tensor, a: AttentionShape,
+  stream?: Stream): void {
+  const { queryHeads: hq, kvHeads: hkv, headDim: d } = a;
+  const nq = q.numel / (hq * d);
+  const nk = k.numel / (hkv * d);
+  if (!Number.isInteger(nq) || !Number.isInteger(nk)) throw new ShapeError(`attention: q ${q.describe()} / k ${k.describe()} do not fit heads ${hq}/${hkv} x ${d}`);
+  numel('attention', v, k.numel, 'v');
+  numel('attention', out, q.numel, 'out');
+  i32('attention', 'qpos', qpos, nq);
+  i32('attention', 'kpos', kpos, nk);
+  sameDtype('attention', q, k, v, out);
+  sameDevice('attention', q, k, v, qpos, kpos, out);
+  native(() => addon().attention(q.nativeHandle, k.nativeHandle, v.nativeHandle, DTYPE_IDS[q.dtype], qpos.nativeHandle,
+    kpos.nativeHandle, out.nativeHandle, nq, nk, hq, hkv, d, a.scale, s(stream)));
+}
+
+/** out = silu(gate) * up, element-wise. out may be gate or up. */
+export function swiglu(gate: Tensor, up: Tensor, out: Tensor, stream?: Stream): void {
+  numel('swiglu', up, gate.numel, 'up');
+  numel('swiglu', out, gate.numel, 'out');
+  sameDtype('swiglu', gate, up, out);
+  sameDevice('swiglu', gate, up, out);
+  native(() => addon().swiglu(gate.nativeHandle, up.nativeHandle, out.nativeHandle, DTYPE_IDS[gate.dtype], gate.numel, s(stream)));
+}
+
+/** out = a + b, element-wise. out may be a or b. */
+export function add(a: Tensor, b: Tensor, out: Tensor, stream?: Stream): void {
+  numel('add', b, a.numel, 'b');
+  numel('add', out, a.numel, 'out');
+  sameDtype('add', a, b, out);
+  sameDevice('add', a, b, out);
+  native(() => addon().add(a.nativeHandle, b.nativeHandle, out.nativeHandle, DTYPE_IDS[a.dtype], a.numel, s(stream)));
+}
+
+function rowBytes(op: string, t: Tensor): number {
+  const rows = t.shape[0] ?? 0;
+  return rows === 0 ? 0 : (t.numel / rows) * DTYPE_BYTES[t.dtype];
+}
+
+/** dst[i] = src[idx[i]] along the first dimension. */
+export function gatherRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Stream): void {
+  i32('gatherRows', 'idx', idx, dst.shape[0] ?? 0);
+  sameDtype('gatherRows', src, dst);
+  sameDevice('gatherRows', src, idx, dst);
+  const w = rowBytes('gatherRows', src);
+  if (rowBytes('gatherRows', dst) !== w && idx.numel > 0) throw new ShapeError(`gatherRows: rows of ${src.describe()} and ${dst.describe()} differ`);
+  native(() => addon().gatherRows(src.nativeHandle, src.shape[0] ?? 0, idx.nativeHandle, dst.nativeHandle, idx.numel, w, s(stream)));
+}
+
+/** dst[idx[i]] = src[i] along the first dimension; indices must be distinct. */
+export function scatterRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Stream): void {
+  i32('scatterRows', 'idx', idx, src.shape[0] ?? 0);
+  sameDtype('scatterRows', src, dst);
+  sameDevice('scatterRows', src, idx, dst);
+  const w = rowBytes('scatterRows', dst);
+  if (rowBytes('scatterRows', src) !== w && idx.numel > 0) throw new ShapeError(`scatterRows: rows of ${src.describe()} and ${dst.describe()} differ`);
+  native(() => addon().scatterRows(src.nativeHandle, idx.nativeHandle, dst.nativeHandle, dst.shape[0] ?? 0, idx.numel, w, s(stream)));
+}
+
+export interface SampleOptions {
+  /** <= 0: greedy (first index of the maximum). */
+  temperature: number;
+  /** Nucleus mass in (0, 1]. */
+  topP: number;
+  /** A uniform draw in [0, 1) from the caller's seeded generator. */
+  u: number;
+}
+
+/** Picks a token id from f32 logits [vocab] (native/cpu/ops.h: sample). `scratch`: one i32 on the device. */
+export function sample(logits: Tensor, o: SampleOptions, scratch: Tensor | null = null, stream?: Stream): number {
+  if (logits.dtype !== 'f32') throw new DTypeError(`sample: logits must be f32, got ${logits.describe()}`);
+  if (scratch) sameDevice('sample', logits, scratch);
+  return native(() => addon().sample(logits.nativeHandle, logits.numel, o.temperature, o.topP, o.u, scratch?.nativeHandle ?? null, s(stream)));
+}
+
+/** Fills `out` with seeded uniform values in [lo, hi): the same bits on the CPU and on CUDA. */
+export function fillUniform(out: Tensor, seed: number, lo: number, hi: number, stream?: Stream): void {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new ShapeError(`fillUniform: seed must be a non-negative integer, got ${seed}`);
+  native(() => addon().fillUniform(out.nativeHandle, DTYPE_IDS[out.dtype], out.numel, seed, lo, hi, s(stream)));
+}
