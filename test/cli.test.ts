@@ -6,7 +6,7 @@ import type { CliIO } from '../src/cli/command.js';
 function io() {
   const out: string[] = [];
   const err: string[] = [];
-  const x: CliIO = { out: (t) => out.push(t), err: (t) => err.push(t), env: {}, cwd: process.cwd() };
+  const x: CliIO = { out: (t) => out.push(t), write: (t) => out.push(t), err: (t) => err.push(t), env: {}, cwd: process.cwd() };
   return { x, out, err };
 }
 
@@ -43,6 +43,24 @@ test('doctor --json reports the addon, threads, CUDA build and the reason CUDA i
     assert.ok(r.cuda.kernelsCompiled.includes('cast.cu'));
     assert.match(r.cuda.reason, /cuBLAS/);
   }
+});
+
+test('generate: stories260K by name from the search path, greedy, JSON output', async () => {
+  const { x, out } = io();
+  x.env.KVLAB_MODELS = '/nonexistent-folder';
+  assert.is(await main(['generate', '--model', 'stories260K', '--prompt', 'Once upon a time', '--max-tokens', '20', '--json'], x), 0);
+  const r = JSON.parse(out.join(''));
+  assert.equal(r.promptTokens, [1, 403, 407, 261, 378]);
+  // run.c's first 20 greedy tokens for this prompt (test/fixtures/llama2c-stories260K.json)
+  assert.equal(r.tokens, [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292]);
+  assert.match(r.text, /^Once upon a time/);
+});
+
+test('generate: a missing model lists every folder tried', async () => {
+  const { x, err } = io();
+  x.env.KVLAB_MODELS = '/nonexistent-folder';
+  assert.is(await main(['generate', '--model', 'no-such-model'], x), 1);
+  assert.match(err.join(''), /NotFoundError \[KVLAB_NOT_FOUND\]: model 'no-such-model' not found; looked in:\n  \/nonexistent-folder\n/);
 });
 
 test('unknown commands and flags are errors with usage, not crashes', async () => {

@@ -29,7 +29,10 @@ export interface Command {
 
 /** Where commands print; tests pass their own. */
 export interface CliIO {
+  /** A line (a newline is added when missing). */
   out(text: string): void;
+  /** Raw text, no newline (streaming). */
+  write(text: string): void;
   err(text: string): void;
   env: Record<string, string | undefined>;
   cwd: string;

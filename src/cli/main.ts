@@ -6,8 +6,9 @@ import { KvlabError } from '../runtime/errors.js';
 import { VERSION } from '../version.js';
 import { commandHelp, parseCommand, type CliIO, type Command } from './command.js';
 import { doctorCommand } from './commands/doctor.js';
+import { generateCommand } from './commands/generate.js';
 
-export const COMMANDS: Command[] = [doctorCommand];
+export const COMMANDS: Command[] = [doctorCommand, generateCommand];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
@@ -56,6 +57,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 
 export const processIO: CliIO = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n'),
+  write: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : t + '\n'),
   env: process.env,
   cwd: process.cwd(),
