@@ -44,11 +44,20 @@ Napi::Value stream_destroy(const Napi::CallbackInfo& info) {
   });
 }
 
+// deviceSynchronize(device): waits (blocking) for all queued work on the device.
+Napi::Value device_synchronize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    cuda::stream_synchronize(arg_int(info, 0, "deviceSynchronize", "device"), nullptr);
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 void export_stream(Napi::Env env, Napi::Object exports) {
   exports.Set("streamCreate", Napi::Function::New(env, stream_create, "streamCreate"));
   exports.Set("streamSynchronize", Napi::Function::New(env, stream_synchronize, "streamSynchronize"));
+  exports.Set("deviceSynchronize", Napi::Function::New(env, device_synchronize, "deviceSynchronize"));
   exports.Set("streamDestroy", Napi::Function::New(env, stream_destroy, "streamDestroy"));
 }
 

@@ -74,6 +74,7 @@ export interface NativeAddon {
   streamCreate(device: number): StreamHandle;
   streamSynchronize(s: StreamHandle): Promise<void>;
   streamDestroy(s: StreamHandle): void;
+  deviceSynchronize(device: number): void;
   cast(src: StorageHandle, srcDtype: number, dst: StorageHandle, dstDtype: number, count: number,
     stream?: StreamHandle | null): void;
   embedding(ids: StorageHandle, n: number, table: StorageHandle, tableDtype: number, vocab: number, dim: number,

@@ -45,3 +45,9 @@ export class Stream {
     native(() => addon().streamDestroy(h));
   }
 }
+
+/** Blocks until all work queued on `device` has finished (a no-op for the CPU, whose ops are synchronous). */
+export function synchronize(device: DeviceSpec): void {
+  const d = Device.parse(device);
+  if (d.isCuda) native(() => addon().deviceSynchronize(d.index));
+}

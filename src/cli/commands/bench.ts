@@ -1,0 +1,116 @@
+import { writeFileSync } from 'node:fs';
+import { loadModel } from '../../model/load.js';
+import { Model } from '../../model/model.js';
+import { PRESETS, nonEmbeddingParams, prefillFlops } from '../../model/presets.js';
+import { resolveDevice } from '../../runtime/device.js';
+import type { DType } from '../../runtime/dtype.js';
+import { ArgumentError } from '../../runtime/errors.js';
+import * as ops from '../../runtime/ops.js';
+import { synchronize } from '../../runtime/stream.js';
+import { Tensor } from '../../runtime/tensor.js';
+import { benchJson, benchTable, median, type BenchRow } from '../bench-json.js';
+import { num, str, type Command } from '../command.js';
+import { modelSearchPath } from '../search-path.js';
+
+function timeMs(fn: () => void, device: ReturnType<typeof resolveDevice>, reps: number, warm: number): number {
+  for (let i = 0; i < warm; i++) fn();
+  synchronize(device);
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    synchronize(device);
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+/** The device's dense GEMM rate through kvlab's matmul (cuBLAS on CUDA), n^3 in `dtype`. */
+function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: number): number {
+  const a = Tensor.empty([n, n], { dtype, device });
+  const b = Tensor.empty([n, n], { dtype, device });
+  const c = Tensor.empty([n, n], { dtype, device });
+  ops.fillUniform(a, 1, -1, 1);
+  ops.fillUniform(b, 2, -1, 1);
+  const ms = timeMs(() => ops.matmul(a, b, null, c), device, 10, 3);
+  for (const t of [a, b, c]) t.dispose();
+  return (2 * n ** 3) / (ms * 1e9);
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  positionals: 'prefill',
+  summary: 'Benchmarks with JSON output: `bench prefill` times prefill at several lengths and batch-1 decode.',
+  description: 'The model is a name/path or a preset (mistral-7b: random-initialised on the device).\n' +
+    'Times are medians of --reps runs after 2 warm-ups, with the device synchronised; the floor is FLOPs\n' +
+    'over the GEMM rate measured in the same process (2 x non-embedding params x T + 2 x layers x T^2 x dim).',
+  options: {
+    model: { type: 'string', value: 'NAME|PATH|PRESET', help: 'model or preset (mistral-7b)', default: 'mistral-7b' },
+    models: { type: 'string', value: 'DIR', help: 'a folder to search for models first' },
+    tokens: { type: 'string', value: 'N[,N...]', help: 'prefill lengths', default: '4096,8192' },
+    'decode-prompt': { type: 'string', value: 'N', help: 'prompt length before timing decode (0 = skip)', default: '1024' },
+    'decode-tokens': { type: 'string', value: 'N', help: 'decode steps timed', default: '128' },
+    reps: { type: 'string', value: 'N', help: 'timed repetitions', default: '5' },
+    device: { type: 'string', value: 'cpu|cuda[:N]', help: 'device', default: 'cuda' },
+    dtype: { type: 'string', value: 'f32|f16|bf16', help: 'model dtype', default: 'bf16' },
+    out: { type: 'string', value: 'FILE', help: 'also write the JSON here' },
+    json: { type: 'boolean', help: 'print the JSON instead of the table' },
+  },
+  async run(values, pos, io) {
+    if (pos[0] !== 'prefill') throw new ArgumentError(`kvlab bench: unknown benchmark '${pos[0] ?? ''}' (known: prefill)`);
+    const device = resolveDevice(str(values, 'device')!);
+    const dtype = str(values, 'dtype') as DType;
+    const name = str(values, 'model')!;
+    const preset = PRESETS[name];
+    const model = preset ? Model.random(preset, { device, dtype, seed: 0 })
+      : (await loadModel(name, { searchPath: modelSearchPath(str(values, 'models'), io), device, dtype })).model;
+    const c = model.config;
+    const reps = num(values, 'reps', 'bench')!;
+    const rows: BenchRow[] = [];
+    try {
+      const gemm = device.isCuda ? gemmTflops(device, dtype === 'f32' ? 'f32' : dtype, 8192) : null;
+      if (gemm !== null) rows.push({ case: { op: 'gemm', n: 8192, dtype }, metric: 'gemm', value: gemm, unit: 'TFLOP/s', baseline: null, ratioToBaseline: null, floor: null });
+      const lengths = str(values, 'tokens')!.split(',').map(Number);
+      let seed = 1;
+      for (const T of lengths) {
+        if (!Number.isInteger(T) || T < 1) throw new ArgumentError(`--tokens: bad length ${T}`);
+        const rnd = Math.imul(seed++, 2654435761) >>> 0;
+        const toks = Array.from({ length: T }, (_, i) => (rnd + i * 7919) % c.vocabSize);
+        const cache = model.newCache(T);
+        const ms = timeMs(() => { cache.truncate(0); model.prefill(toks, { past: cache }); }, device, reps, 2);
+        cache.dispose();
+        const floorMs = gemm ? prefillFlops(c, T) / (gemm * 1e9) : null;
+        rows.push({ case: { model: name, tokens: T, dtype, params: nonEmbeddingParams(c) }, metric: 'prefill', value: ms, unit: 'ms',
+          baseline: floorMs ? 'flop-floor' : null, ratioToBaseline: floorMs ? ms / floorMs : null, floor: floorMs });
+      }
+      const dp = num(values, 'decode-prompt', 'bench')!;
+      const dt = num(values, 'decode-tokens', 'bench')!;
+      if (dp > 0 && dt > 0) {
+        const toks = Array.from({ length: dp }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+        const cache = model.newCache(dp + dt + 8);
+        model.prefill(toks, { past: cache });
+        for (let i = 0; i < 4; i++) model.decode(5, cache);  // warm-up
+        synchronize(device);
+        const t0 = performance.now();
+        let logits = model.decode(7, cache);
+        for (let i = 1; i < dt; i++) logits = model.decode(model.sampleLogits(logits, { temperature: 0, topP: 1, u: 0 }), cache);
+        synchronize(device);
+        const tokS = dt / ((performance.now() - t0) / 1000);
+        cache.dispose();
+        // Floor: every weight byte read once per token at the card's peak bandwidth.
+        const bw = device.isCuda ? (await import('../../runtime/device.js')).cudaStatus().devices[device.index]!.peakBandwidthGBs : null;
+        const weightBytes = (nonEmbeddingParams(c) + c.dim) * (dtype === 'f32' ? 4 : 2);
+        const floorTokS = bw ? (bw * 1e9) / weightBytes : null;
+        rows.push({ case: { model: name, prompt: dp, steps: dt, dtype }, metric: 'decode', value: tokS, unit: 'tokens/s',
+          baseline: floorTokS ? 'bandwidth-floor' : null, ratioToBaseline: floorTokS ? tokS / floorTokS : null, floor: floorTokS });
+      }
+    } finally {
+      model.dispose();
+    }
+    const j = benchJson('prefill', device, ['bench', 'prefill', ...process.argv.slice(4)], rows);
+    const outFile = str(values, 'out');
+    if (outFile) writeFileSync(outFile, JSON.stringify(j, null, 2) + '\n');
+    io.out(values.json ? JSON.stringify(j, null, 2) : `${j.card}\n${benchTable(rows)}`);
+    return 0;
+  },
+};
