@@ -3,4 +3,5 @@
  * The public API; everything a researcher imports comes from here.
  */
 export * from './runtime/index.js';
+export * from './model/index.js';
 export { VERSION } from './version.js';

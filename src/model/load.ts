@@ -3,16 +3,13 @@
  * (GGUF, llama2.c checkpoint + tokenizer, Hugging Face folder), and build the Model on a device.
  */
 import { loadGguf } from './gguf.js';
+import { loadHfFolder } from './hf.js';
 import { Llama2cTokenizer, loadLlama2c } from './llama2c.js';
 import { llama2cTokenizerPath, locateModel, type ModelFormat } from './locate.js';
 import { Model, type ModelOptions } from './model.js';
+import type { Tokenizer } from './tokenizer.js';
 import type { ModelWeights } from './weights.js';
 
-/** What the engine needs from a tokenizer (llama2.c/GGUF SentencePiece-style, or tokenizer.json). */
-export interface TextTokenizer {
-  encode(text: string, options?: { bos?: boolean; eos?: boolean }): number[];
-  decode(ids: readonly number[]): string;
-}
 
 export interface LoadOptions extends ModelOptions {
   /** Folders to look names up in, in order. */
@@ -23,17 +20,17 @@ export interface LoadOptions extends ModelOptions {
 
 export interface LoadedModel {
   model: Model;
-  tokenizer: TextTokenizer | null;
+  tokenizer: Tokenizer | null;
   path: string;
   format: ModelFormat;
 }
 
 /** Reads a model's weights and tokenizer without placing them on a device. */
 export async function readModelFiles(nameOrPath: string, options: LoadOptions = {}):
-  Promise<{ weights: ModelWeights; tokenizer: TextTokenizer | null; path: string; format: ModelFormat }> {
+  Promise<{ weights: ModelWeights; tokenizer: Tokenizer | null; path: string; format: ModelFormat }> {
   const loc = locateModel(nameOrPath, options.searchPath ?? []);
   let weights: ModelWeights;
-  let tokenizer: TextTokenizer | null = null;
+  let tokenizer: Tokenizer | null = null;
   if (loc.format === 'gguf') {
     const g = await loadGguf(loc.path);
     weights = g.weights;
@@ -43,7 +40,6 @@ export async function readModelFiles(nameOrPath: string, options: LoadOptions = 
     const tp = llama2cTokenizerPath(loc.path, weights.config.vocabSize);
     if (tp) tokenizer = await Llama2cTokenizer.load(tp, { vocabSize: weights.config.vocabSize });
   } else {
-    const { loadHfFolder } = await import('./hf' + '.js');
     const hf = await loadHfFolder(loc.path);
     weights = hf.weights;
     tokenizer = hf.tokenizer;

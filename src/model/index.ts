@@ -1,0 +1,16 @@
+export { validateConfig, type ModelConfig, type RopeScaling, type Architecture } from './config.js';
+export { ModelFormatError, ModelConfigError } from './errors.js';
+export { generate, seededUniform, type GenerateOptions, type GenerateResult } from './generate.js';
+export { loadGguf, readGguf } from './gguf.js';
+export { loadHfFolder } from './hf.js';
+export { HfTokenizer } from './hf-tokenizer.js';
+export { KVCache, type KVLayout } from './kv-cache.js';
+export { Llama2cTokenizer, loadLlama2c } from './llama2c.js';
+export { loadModel, readModelFiles, type LoadOptions, type LoadedModel } from './load.js';
+export { locateModel, type ModelFormat, type ModelLocation } from './locate.js';
+export { Model, type ModelOptions, type PrefillOptions, type PrefillResult, type TokenBatch } from './model.js';
+export { MISTRAL_7B, PRESETS, nonEmbeddingParams, prefillFlops } from './presets.js';
+export { ropeInvFreq } from './rope.js';
+export { loadSafetensors, openSafetensors } from './safetensors.js';
+export type { Tokenizer } from './tokenizer.js';
+export type { ModelWeights, WeightTensor } from './weights.js';
