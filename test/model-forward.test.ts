@@ -11,6 +11,7 @@ import { loadLlama2c } from '../src/model/llama2c.js';
 import { Model } from '../src/model/model.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { STORIES_BIN, STORIES_GGUF } from './support/models.js';
+import { relErr } from './support/reference.js';
 
 interface Fixture {
   cases: { prompt: string; promptTokens: number[]; generatedTokens: number[]; stopReason: string }[];
@@ -21,14 +22,6 @@ const fx = JSON.parse(readFileSync(new URL('./fixtures/llama2c-stories260K.json'
 const bin = Model.fromWeights(await loadLlama2c(STORIES_BIN));
 const gguf = Model.fromWeights((await loadGguf(STORIES_GGUF)).weights);
 
-function relErr(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    d = Math.max(d, Math.abs(out[i]! - ref[i]!));
-    m = Math.max(m, Math.abs(ref[i]!));
-  }
-  return d / m;
-}
 
 test('logits of the first 8 positions match run.c (relative error <= 1e-5; fixture has 6 digits)', () => {
   const r = bin.prefill(fx.logits.tokens, { logits: 'all' });

@@ -21,6 +21,7 @@ import {
 import type { Tokenizer } from '../src/model/tokenizer.js';
 import { expectedTensorShapes } from '../src/model/weights.js';
 import { FormatError, KvlabError, NotFoundError } from '../src/runtime/errors.js';
+import { rng } from './support/reference.js';
 
 // Type-level: both tokenizers satisfy the engine's interface.
 type Assert<T extends true> = T;
@@ -77,16 +78,6 @@ function safetensorsBytes(tensors: RawTensor[], opts: { metadata?: Record<string
   return out;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Independent f16 decoding by the IEEE formula. */
 function f16Value(h: number): number {

@@ -22,6 +22,7 @@ import {
 } from '../src/model/gguf.js';
 import { Llama2cTokenizer, loadLlama2c, parseLlama2c } from '../src/model/llama2c.js';
 import { expectedTensorShapes, ropePairsToHalves } from '../src/model/weights.js';
+import { rng } from './support/reference.js';
 
 const MODELS = fileURLToPath(new URL('../../shared/models/', import.meta.url));
 const BIN = join(MODELS, 'stories260K.bin');
@@ -462,16 +463,6 @@ function bitEqual(a: Float32Array, b: Float32Array): boolean {
   return true;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function matVec(w: Float32Array, x: number[], cols: number): number[] {
   const out: number[] = [];

@@ -25,11 +25,11 @@
  */
 
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
-import type { Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ModelFormatError } from './errors.js';
 import type { Tokenizer } from './tokenizer.js';
+import { statOrNull, isPlainObject } from './file-util.js';
 
 export interface HfTokenizerOptions {
   /** BOS id to use when the tokenizer files name no BOS token (e.g. config.json's bos_token_id). */
@@ -227,14 +227,3 @@ async function readJson(path: string): Promise<unknown> {
   }
 }
 
-async function statOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await stat(path);
-  } catch {
-    return null;
-  }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

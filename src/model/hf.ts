@@ -35,8 +35,7 @@
  * Names and shapes are checked against the config from the headers, before any data is read.
  */
 
-import type { Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../runtime/errors.js';
 import { validateConfig, type Architecture, type ModelConfig, type RopeScaling } from './config.js';
@@ -44,6 +43,7 @@ import { ModelConfigError, ModelFormatError } from './errors.js';
 import { HfTokenizer, TOKENIZER_JSON } from './hf-tokenizer.js';
 import { openSafetensors, readSafetensorsTensors, type SafetensorsCheckpoint } from './safetensors.js';
 import { checkWeights, expectedTensorShapes, type ModelWeights } from './weights.js';
+import { statOrNull, isPlainObject, show } from './file-util.js';
 
 export const HF_CONFIG_JSON = 'config.json';
 
@@ -346,23 +346,3 @@ async function readJsonObject(path: string): Promise<Record<string, unknown>> {
   return v;
 }
 
-async function statOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await stat(path);
-  } catch {
-    return null;
-  }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  try {
-    const s = JSON.stringify(v) ?? String(v);
-    return s.length > 80 ? s.slice(0, 77) + '...' : s;
-  } catch {
-    return String(v);
-  }
-}

@@ -20,11 +20,11 @@
  * be listed there (so each tensor appears exactly once).
  */
 
-import type { Stats } from 'node:fs';
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { ModelFormatError } from './errors.js';
 import type { WeightTensor } from './weights.js';
+import { statOrNull, isPlainObject, show } from './file-util.js';
 
 /** One tensor's entry in a safetensors header. */
 export interface SafetensorsEntry {
@@ -418,27 +418,6 @@ async function openFile(path: string): Promise<FileHandle> {
     return await open(path, 'r');
   } catch (e) {
     throw new ModelFormatError(path, `cannot open: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-async function statOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await stat(path);
-  } catch {
-    return null;
-  }
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  try {
-    const s = JSON.stringify(v) ?? String(v);
-    return s.length > 80 ? s.slice(0, 77) + '...' : s;
-  } catch {
-    return String(v);
   }
 }
 

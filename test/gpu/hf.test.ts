@@ -5,18 +5,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { loadModel } from '../../src/model/load.js';
 import { gpuSuite } from '../support/gpu.js';
+import { relErr } from '../support/reference.js';
 
 const test = gpuSuite('gpu hf parity');
 const DIR = process.env.KVLAB_HF_DIR;
 
-function relErr(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    d = Math.max(d, Math.abs(out[i]! - ref[i]!));
-    m = Math.max(m, Math.abs(ref[i]!));
-  }
-  return d / m;
-}
 
 test('transformers-saved models load into kvlab and match its logits (<= 1e-4, f32)', async () => {
   if (!DIR || !existsSync(DIR)) {

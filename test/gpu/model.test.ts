@@ -10,17 +10,10 @@ import { Model } from '../../src/model/model.js';
 import { gpuSuite } from '../support/gpu.js';
 import { STORIES_BIN } from '../support/models.js';
 import { existsSync } from 'node:fs';
+import { relErr } from '../support/reference.js';
 
 const test = gpuSuite('gpu model');
 
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    d = Math.max(d, Math.abs(out[i]! - ref[i]!));
-    m = Math.max(m, Math.abs(ref[i]!));
-  }
-  return d / m;
-}
 
 function top2Gap(l: Float32Array): number {
   let a = -Infinity, b = -Infinity;

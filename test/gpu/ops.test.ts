@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { Tensor, ops, type DType } from '../../src/index.js';
 import { ropeInvFreq } from '../../src/model/rope.js';
 import { gpuSuite, poison } from '../support/gpu.js';
-import { rng } from '../support/reference.js';
+import { relErr, rng } from '../support/reference.js';
 
 const test = gpuSuite('gpu ops');
 const DTYPES: DType[] = ['f32', 'f16', 'bf16'];
@@ -33,15 +33,6 @@ function onDevice(host: Tensor, dtype: DType): Tensor {
   return c;
 }
 
-function relErr(out: Float32Array, ref: Float32Array): number {
-  let d = 0, m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    if (!Number.isFinite(out[i]!)) return Infinity;
-    d = Math.max(d, Math.abs(out[i]! - ref[i]!));
-    m = Math.max(m, Math.abs(ref[i]!));
-  }
-  return m === 0 ? d : d / m;
-}
 
 function emptyPoisoned(shape: number[], dtype: DType): Tensor {
   const t = Tensor.empty(shape, { dtype, device: 'cuda:0' });

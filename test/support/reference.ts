@@ -3,6 +3,8 @@
  * arithmetic (a different route from native/core/half.h's bit manipulation), seeded random inputs.
  */
 
+import { seededUniform as rng } from '../../src/model/generate.js';
+
 /** Round half to even. */
 export function rhe(x: number): number {
   const f = Math.floor(x);
@@ -58,16 +60,18 @@ export function bf16ToNumber(h: number): number {
   return b.getFloat32(0);
 }
 
-/** A small seeded PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** The seeded PRNG kvlab samples with (mulberry32), so failures reproduce. */
+export { rng };
+
+/** DESIGN.md's relative error: max |out - ref| / max |ref| (Infinity if out has a non-finite value). */
+export function relErr(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (!Number.isFinite(out[i]!)) return Infinity;
+    d = Math.max(d, Math.abs(out[i]! - ref[i]!));
+    m = Math.max(m, Math.abs(ref[i]!));
+  }
+  return m === 0 ? d : d / m;
 }
 
 /** Random non-zero f32 values spread over many magnitudes, with exact rounding ties mixed in. */
