@@ -87,12 +87,12 @@ export async function loadHfFolder(dir: string): Promise<HfModel> {
       ...(partial.eosId !== undefined ? { fallbackEosId: partial.eosId } : {}),
     });
   }
-  const bosId = partial.bosId ?? tokenizer?.bosId;
   const eosId = partial.eosId ?? tokenizer?.eosId;
-  if (bosId === undefined || eosId === undefined) {
-    const which = bosId === undefined ? 'bos_token_id' : 'eos_token_id';
-    throw new ModelFormatError(configPath, `missing ${which}, and the folder has no ${TOKENIZER_JSON} to take it from`);
-  }
+  if (eosId === undefined)
+    throw new ModelFormatError(configPath, `missing eos_token_id, and the folder has no ${TOKENIZER_JSON} to take it from`);
+  // Models trained without a BOS token (Qwen2 leaves bos_token_id unset) get the EOS id as their
+  // document separator, which is what their tokenizers put between documents.
+  const bosId = partial.bosId ?? tokenizer?.bosId ?? eosId;
   const config: ModelConfig = { ...partial.config, bosId, eosId };
   try {
     validateConfig(config);

@@ -129,7 +129,7 @@ test('embedding, gatherRows, scatterRows: exact', () => {
     const out = emptyPoisoned([37, 19], dt);
     ops.embedding(i32(ids, 'cuda:0'), onDevice(table, dt), out);
     check(`embedding ${dt}`, out, ref, 0);
-    const perm = Array.from({ length: 111 }, (_, i) => (i * 37) % 111);
+    const perm = Array.from({ length: 111 }, (_, i) => (i * 41) % 111);  // 41 is prime to 111: a permutation
     const g = emptyPoisoned([111, 19], dt);
     ops.gatherRows(onDevice(table, dt), i32(perm, 'cuda:0'), g);
     const gr = Tensor.empty([111, 19]);
