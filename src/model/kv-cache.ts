@@ -23,6 +23,7 @@ export class KVCache {
   readonly positions: Int32Array;
   readonly positionsTensor: Tensor;
   private len = 0;
+  private readonly slabs: Tensor[] = [];
 
   constructor(readonly layout: KVLayout, readonly capacity: number, dtype: DType, readonly device: Device) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new ArgumentError(`KV cache capacity must be a positive integer, got ${capacity}`);
@@ -44,10 +45,19 @@ export class KVCache {
     return this.layout.nKvHeads * this.layout.headDim;
   }
 
-  /** View of layer `l`'s keys (kv = 0) or values (kv = 1) over all capacity slots. */
+  /**
+   * View of layer `l`'s keys (kv = 0) or values (kv = 1) over all capacity slots. The cache owns
+   * these views (made once, freed by dispose()); callers must not dispose them.
+   */
   slab(l: number, kv: 0 | 1): Tensor {
-    const per = this.capacity * this.rowWidth;
-    return this.data.view([this.capacity, this.layout.nKvHeads, this.layout.headDim], (l * 2 + kv) * per);
+    if (!(l >= 0 && l < this.layout.nLayers)) throw new ShapeError(`layer ${l} outside [0, ${this.layout.nLayers})`);
+    const i = l * 2 + kv;
+    let v = this.slabs[i];
+    if (!v) {
+      v = this.data.view([this.capacity, this.layout.nKvHeads, this.layout.headDim], i * this.capacity * this.rowWidth);
+      this.slabs[i] = v;
+    }
+    return v;
   }
 
   /** Appends `positions.length` slots at those positions; returns their slot indices. */
@@ -97,7 +107,7 @@ export class KVCache {
         const part = src.rows(start, end);
         const dst = out.view([n, nKvHeads, headDim], (l * 2 + kv) * n * this.rowWidth);
         dst.copyFrom(part);
-        for (const t of [src, part, dst]) t.dispose();
+        for (const t of [part, dst]) t.dispose();
       }
     }
     return { kv: out, positions: this.positions.slice(start, end) };
@@ -124,7 +134,7 @@ export class KVCache {
         const slab = this.slab(l, c);
         const to = slab.rows(start, start + n);
         to.copyFrom(from);
-        for (const t of [from, slab, to]) t.dispose();
+        for (const t of [from, to]) t.dispose();
       }
     }
     if (src !== kv) src.dispose();
@@ -132,6 +142,8 @@ export class KVCache {
   }
 
   dispose(): void {
+    for (const v of this.slabs) v?.dispose();
+    this.slabs.length = 0;
     this.data.dispose();
     this.positionsTensor.dispose();
   }

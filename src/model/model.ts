@@ -75,7 +75,6 @@ export class Model {
   private readonly output: Tensor;
   private readonly invFreq: Tensor;
   private readonly scratch: Scratch;
-  private sampleScratch: Tensor | null = null;
 
   private constructor(config: ModelConfig, device: Device, dtype: DType, tensors: Map<string, Tensor>) {
     this.config = config;
@@ -213,7 +212,7 @@ export class Model {
     const att = s.get('att', [n, qDim]);
     ops.attention(q, kAll, vAll, batch.positionsTensor, kpos, att,
       { queryHeads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) });
-    for (const t of [kSlab, vSlab, kAll, vAll, kpos]) t.dispose();
+    for (const t of [kAll, vAll, kpos]) t.dispose();
     const o = s.get('o', [n, c.dim]);
     ops.matmul(att, w.wo, null, o);
     ops.add(x, o, x);
@@ -277,12 +276,15 @@ export class Model {
     return this.prefill([token], { past: cache }).logits;
   }
 
-  /** Picks the next token from f32 logits (greedy when temperature <= 0). */
+  /**
+   * Picks the next token from host f32 logits (greedy when temperature <= 0). The logits are
+   * already on the host, so the C++ sampler runs there (an upload for the device kernel would cost
+   * more than the sampling); `ops.sample` on a device tensor is for logits that stay on the GPU.
+   */
   sampleLogits(logits: Float32Array, o: ops.SampleOptions): number {
-    const t = Tensor.fromTypedArray(logits, undefined, { device: this.device });
-    if (this.device.isCuda && !this.sampleScratch) this.sampleScratch = Tensor.empty([1], { dtype: 'i32', device: this.device });
+    const t = Tensor.fromTypedArray(logits);
     try {
-      return ops.sample(t, o, this.sampleScratch);
+      return ops.sample(t, o);
     } finally {
       t.dispose();
     }
@@ -295,7 +297,6 @@ export class Model {
       ...this.layers.flatMap((w) => [w.attnNorm, w.wq, w.wk, w.wv, w.wo, w.bq, w.bk, w.bv, w.ffnNorm, w.w1, w.w3, w.w2])];
     for (const t of all) if (t && !seen.has(t)) { seen.add(t); t.dispose(); }
     this.scratch.dispose();
-    this.sampleScratch?.dispose();
   }
 
   private checkTokens(tokens: ArrayLike<number>): Int32Array {
