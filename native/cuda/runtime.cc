@@ -13,6 +13,7 @@
 #include "../../kernels/random.cuh"
 #include "../core/status.h"
 #include "../core/storage.h"
+#include "check.h"
 
 static_assert(static_cast<int>(kv::DType::F32) == kvk::kF32 && static_cast<int>(kv::DType::F16) == kvk::kF16 &&
                   static_cast<int>(kv::DType::BF16) == kvk::kBF16 && static_cast<int>(kv::DType::I8) == kvk::kI8 &&
@@ -22,25 +23,9 @@ static_assert(static_cast<int>(kv::DType::F32) == kvk::kF32 && static_cast<int>(
 namespace kv::cuda {
 namespace {
 
-std::string describe(cudaError_t e) {
-  return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
-}
-
-// Throws the kv::Error that fits a CUDA status; `what` names the operation.
-void check(cudaError_t e, const char* what) {
-  if (e == cudaSuccess) return;
-  cudaGetLastError();  // clear the sticky non-fatal error so later calls are not blamed
-  Code c = e == cudaErrorMemoryAllocation ? Code::OOM
-           : (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice)
-               ? Code::Device
-               : Code::Cuda;
-  fail(c, std::string(what) + " failed: " + describe(e));
-}
-
-void set_device(int device) {
-  require_device(device);
-  check(cudaSetDevice(device), "cudaSetDevice");
-}
+using detail::check;
+using detail::describe;
+using detail::set_device;
 
 Info probe() {
   Info in{};

@@ -1,0 +1,57 @@
+// attention: causal grouped-query attention by absolute position. Reference: native/cpu/ops.h.
+//   q[nq, hq, d], k[nk, hkv, d], v[nk, hkv, d], out[nq, hq, d] (all of `dtype`: kF32, kF16, kBF16);
+//   qpos[nq], kpos[nk] int32. hq % hkv == 0; query head h reads kv head h / (hq / hkv).
+//   Query i attends to exactly the keys j with kpos[j] <= qpos[i], wherever they sit in the buffer
+//   (positions are arbitrary, not sorted: nothing assumes a triangle); scores = scale * q.k; softmax
+//   in f32; a query that sees no key gets zeros. 1 <= d <= 256.
+//
+// Every path is an online softmax (running max and sum in f32, scores in the log2 domain, exp2f)
+// over tiles of keys; a key tile whose smallest position exceeds every query position of the block
+// is skipped without being loaded. Paths, chosen per call by the launcher:
+//   tensor core  f16/bf16, d in {32, 64, 80, 96, 128, 256}, q/k/v 16-byte and out 4-byte aligned,
+//                sm_80+, nq > 4:
+//                a CTA of 4 warps takes 64 queries x 1 head (16 rows a warp) and loops over tiles of
+//                64 keys (32 for d = 256); Q, K, V tiles in padded shared memory via cp.async (K of
+//                the next tile loads during P.V, V of the next during the next Q.K^T); S = Q K^T and
+//                O += P V with mma.sync m16n8k16 (f32 accumulators; P rounded to f16/bf16 for the
+//                second product, as flash-attention does).
+//   tiled f32    nq > 16 where the tensor-core path does not apply (f32, other head dims, unaligned
+//                pointers): a CTA of 128 threads takes 32 queries x 1 head and loops over tiles of
+//                32 keys held as f32 in shared memory; 4 threads per query row, f32 FMA throughout.
+//                Needs up to 101 KiB of shared memory (d = 256); where the device has less, decode
+//                serves every nq.
+//   decode       nq <= 4 (tensor-core case) or <= 16: a CTA of 128 threads per (query, head, split);
+//                tiles of 128 keys, one thread per key for the score (16-byte loads of K straight
+//                from global memory); for P.V each thread owns 16 bytes of head dims and groups of
+//                threads take every G-th key, four loads in flight.
+// When the CTAs of a path would not fill the GPU (fewer than 2 per multiprocessor, 4 for decode),
+// keys are split over more CTAs: each writes an unnormalised partial (max, sum, accumulator, f32)
+// to the workspace, and a second kernel combines the splits in a fixed order (deterministic).
+// Without the workspace the launcher does not split.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace kvk {
+
+struct AttentionArgs {
+  const void* q;
+  const void* k;
+  const void* v;
+  int dtype;
+  const int32_t* qpos;
+  const int32_t* kpos;
+  void* out;
+  size_t nq, nk, hq, hkv, d;
+  float scale;
+};
+
+// Bytes of device workspace attention() will use for these arguments on the current device (0 when
+// it will not split keys). Passing less than this (or none) is allowed: the launcher then does not
+// split, which is correct but may leave most of the GPU idle for small nq.
+size_t attention_workspace_bytes(const AttentionArgs& a);
+
+cudaError_t attention(const AttentionArgs& a, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace kvk
