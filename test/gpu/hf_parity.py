@@ -9,8 +9,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCau
 
 out = os.environ.get("KVLAB_HF_DIR", "/tmp/kvlab-hf")
 torch.manual_seed(0)
+# Token ids as real checkpoints declare them (transformers' Qwen2Config leaves them unset).
 common = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=3, num_attention_heads=8,
-              num_key_value_heads=2, vocab_size=1000, max_position_embeddings=4096, rms_norm_eps=1e-5)
+              num_key_value_heads=2, vocab_size=1000, max_position_embeddings=4096, rms_norm_eps=1e-5,
+              bos_token_id=1, eos_token_id=2)
 models = {
     "llama-gqa": LlamaForCausalLM(LlamaConfig(**common, rope_theta=10000.0, tie_word_embeddings=False)),
     "llama3-scaled": LlamaForCausalLM(LlamaConfig(**common, rope_theta=500000.0, tie_word_embeddings=True,
