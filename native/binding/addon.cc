@@ -11,6 +11,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   kv::binding::export_stream(env, exports);
   kv::binding::export_ops(env, exports);
   kv::binding::export_model_ops(env, exports);
+  kv::binding::export_layer_plan(env, exports);
   return exports;
 }
 

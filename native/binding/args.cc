@@ -28,6 +28,8 @@ T* unwrap_tagged(const Napi::CallbackInfo& info, size_t i, const napi_type_tag& 
 
 }  // namespace
 
+const napi_type_tag& storage_tag() { return kStorageTag; }
+
 Napi::Value wrap_storage(Napi::Env env, std::shared_ptr<Storage> s) {
   auto* h = new StorageHandle{std::move(s)};
   auto ext = Napi::External<StorageHandle>::New(env, h, [](Napi::Env, StorageHandle* p) { delete p; });

@@ -23,6 +23,9 @@ struct StreamHandle {
   bool destroyed = false;
 };
 
+// The type tag of storage handles (for code that walks arrays of handles itself).
+const napi_type_tag& storage_tag();
+
 Napi::Value wrap_storage(Napi::Env env, std::shared_ptr<Storage> s);
 Napi::Value wrap_stream(Napi::Env env, int device, void* stream);
 

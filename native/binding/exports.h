@@ -9,5 +9,6 @@ void export_memory(Napi::Env env, Napi::Object exports);
 void export_stream(Napi::Env env, Napi::Object exports);
 void export_ops(Napi::Env env, Napi::Object exports);
 void export_model_ops(Napi::Env env, Napi::Object exports);
+void export_layer_plan(Napi::Env env, Napi::Object exports);
 
 }  // namespace kv::binding

@@ -15,22 +15,6 @@ namespace {
 
 cuda::Stream stream_of(const StreamHandle* h) { return h ? h->stream : nullptr; }
 
-// Host-side index checks (device-resident indices are guarded inside the kernels instead).
-void check_indices(const char* fn, const Buf& idx, size_t n, size_t limit, bool unique) {
-  if (idx.s->device != kHost) return;
-  const int32_t* p = idx.ptr<int32_t>();
-  std::vector<bool> seen(unique ? limit : 0);
-  for (size_t i = 0; i < n; ++i) {
-    if (p[i] < 0 || static_cast<size_t>(p[i]) >= limit)
-      fail(Code::Arg, std::string(fn) + ": index " + std::to_string(p[i]) + " at position " + std::to_string(i) +
-                          " is outside [0, " + std::to_string(limit) + ")");
-    if (unique) {
-      if (seen[p[i]]) fail(Code::Arg, std::string(fn) + ": index " + std::to_string(p[i]) + " appears twice");
-      seen[p[i]] = true;
-    }
-  }
-}
-
 // embedding(ids, n, table, tableDtype, vocab, dim, out, outDtype, stream?)
 Napi::Value embedding(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {

@@ -1,6 +1,7 @@
 #include "op_args.h"
 
 #include <string>
+#include <vector>
 
 #include "../core/status.h"
 
@@ -46,6 +47,21 @@ void require_cpu_f32(const char* fn, DType t) {
 void require_float(const char* fn, DType t) {
   if (t != DType::F32 && t != DType::F16 && t != DType::BF16)
     fail(Code::DType, std::string(fn) + ": expected f32, f16 or bf16, got " + dtype_name(t));
+}
+
+void check_indices(const char* fn, const Buf& idx, size_t n, size_t limit, bool unique) {
+  if (idx.s->device != kHost) return;
+  const int32_t* p = idx.ptr<int32_t>();
+  std::vector<bool> seen(unique ? limit : 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] < 0 || static_cast<size_t>(p[i]) >= limit)
+      fail(Code::Arg, std::string(fn) + ": index " + std::to_string(p[i]) + " at position " + std::to_string(i) +
+                          " is outside [0, " + std::to_string(limit) + ")");
+    if (unique) {
+      if (seen[p[i]]) fail(Code::Arg, std::string(fn) + ": index " + std::to_string(p[i]) + " appears twice");
+      seen[p[i]] = true;
+    }
+  }
 }
 
 size_t mul(const char* fn, std::initializer_list<size_t> xs) {

@@ -31,6 +31,10 @@ void require_cpu_f32(const char* fn, DType t);
 // CUDA ops take f32, f16 or bf16.
 void require_float(const char* fn, DType t);
 
+// Host-side index checks: every idx[i] in [0, limit), distinct when `unique`. Indices in device
+// memory are not read here (the kernels guard what they can; the TypeScript side checks the rest).
+void check_indices(const char* fn, const Buf& idx, size_t n, size_t limit, bool unique);
+
 // a * b with overflow checked (element counts times widths).
 size_t mul(const char* fn, std::initializer_list<size_t> xs);
 

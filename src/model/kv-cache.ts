@@ -71,8 +71,8 @@ export class KVCache {
       slots[i] = this.len + i;
       this.positions[this.len + i] = p;
     }
+    this.positionsTensor.write(this.positions.subarray(this.len, this.len + n), this.len);
     this.len += n;
-    this.syncPositions();
     return slots;
   }
 
@@ -83,7 +83,7 @@ export class KVCache {
       if (s < 0 || s >= this.len) throw new ShapeError(`slot ${s} is not filled (length ${this.len})`);
       this.positions[s] = positions[i]!;
     }
-    this.syncPositions();
+    this.positionsTensor.write(this.positions.subarray(0, this.len));
   }
 
   /** Forgets slots [length, ...): the cache keeps its first `length` slots. */
@@ -146,13 +146,5 @@ export class KVCache {
     this.slabs.length = 0;
     this.data.dispose();
     this.positionsTensor.dispose();
-  }
-
-  private syncPositions(): void {
-    const t = Tensor.fromTypedArray(this.positions.subarray(0, Math.max(this.len, 1)), undefined, { device: this.device });
-    const dst = this.positionsTensor.rows(0, t.numel);
-    dst.copyFrom(t);
-    t.dispose();
-    dst.dispose();
   }
 }

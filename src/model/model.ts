@@ -13,6 +13,9 @@
 import { Device, resolveDevice, type DeviceSpec } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
 import { ArgumentError, DTypeError, ShapeError } from '../runtime/errors.js';
+import { addon, type LayerPlanHandle } from '../runtime/addon.js';
+import { DTYPE_IDS } from '../runtime/dtype.js';
+import { native } from '../runtime/errors.js';
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
 import { validateConfig, type ModelConfig } from './config.js';
@@ -75,6 +78,8 @@ export class Model {
   private readonly output: Tensor;
   private readonly invFreq: Tensor;
   private readonly scratch: Scratch;
+  /** The native layer plan (native/engine/layer.h): one call per layer. */
+  private readonly plan: LayerPlanHandle;
 
   private constructor(config: ModelConfig, device: Device, dtype: DType, tensors: Map<string, Tensor>) {
     this.config = config;
@@ -97,6 +102,12 @@ export class Model {
     this.output = config.tiedEmbeddings ? this.embedTable : get('output');
     this.invFreq = Tensor.fromTypedArray(ropeInvFreq(config), undefined, { device });
     this.scratch = new Scratch(device, dtype);
+    this.plan = native(() => addon().layerPlanCreate(
+      { dim: config.dim, hidden: config.hiddenDim, nHeads: config.nHeads, nKvHeads: config.nKvHeads, headDim: config.headDim,
+        eps: config.normEps, scale: 1 / Math.sqrt(config.headDim), dtype: DTYPE_IDS[dtype] },
+      this.layers.map((w) => [w.attnNorm, w.wq, w.wk, w.wv, w.wo, w.bq, w.bk, w.bv, w.ffnNorm, w.w1, w.w3, w.w2]
+        .map((t) => t?.nativeHandle ?? null)),
+      this.invFreq.nativeHandle));
   }
 
   /** A model from loaded weights (f32 arrays), moved to the device and converted to `dtype`. */
@@ -185,57 +196,33 @@ export class Model {
    */
   layer(l: number, x: Tensor, batch: TokenBatch, cache: KVCache): void {
     const c = this.config;
-    const w = this.layers[l];
-    if (!w) throw new ArgumentError(`layer ${l} does not exist (the model has ${c.nLayers})`);
+    if (!(l >= 0 && l < c.nLayers)) throw new ArgumentError(`layer ${l} does not exist (the model has ${c.nLayers})`);
     const n = batch.n;
     if (x.numel !== n * c.dim) throw new ShapeError(`layer input ${x.describe()} is not [${n}, ${c.dim}]`);
-    const s = this.scratch;
-    const qDim = c.nHeads * c.headDim;
-    const h = s.get('h', [n, c.dim]);
-    ops.rmsnorm(x, w.attnNorm, h, c.normEps);
-    const q = s.get('q', [n, c.nHeads, c.headDim]);
-    const k = s.get('k', [n, c.nKvHeads, c.headDim]);
-    const v = s.get('v', [n, c.nKvHeads, c.headDim]);
-    ops.matmul(h, w.wq, w.bq, q);
-    ops.matmul(h, w.wk, w.bk, k);
-    ops.matmul(h, w.wv, w.bv, v);
-    ops.rope(q, batch.positionsTensor, this.invFreq, c.nHeads);
-    ops.rope(k, batch.positionsTensor, this.invFreq, c.nKvHeads);
-    const kSlab = cache.slab(l, 0);
-    const vSlab = cache.slab(l, 1);
-    ops.scatterRows(k, batch.slotsTensor, kSlab);
-    ops.scatterRows(v, batch.slotsTensor, vSlab);
-    const len = cache.length;
-    const kAll = kSlab.rows(0, len);
-    const vAll = vSlab.rows(0, len);
-    const kpos = cache.positionsTensor.rows(0, len);
-    const att = s.get('att', [n, qDim]);
-    ops.attention(q, kAll, vAll, batch.positionsTensor, kpos, att,
-      { queryHeads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) });
-    for (const t of [kAll, vAll, kpos]) t.dispose();
-    const o = s.get('o', [n, c.dim]);
-    ops.matmul(att, w.wo, null, o);
-    ops.add(x, o, x);
-    ops.rmsnorm(x, w.ffnNorm, h, c.normEps);
-    const g = s.get('g', [n, c.hiddenDim]);
-    const u = s.get('u', [n, c.hiddenDim]);
-    ops.matmul(h, w.w1, null, g);
-    ops.matmul(h, w.w3, null, u);
-    ops.swiglu(g, u, g);
-    ops.matmul(g, w.w2, null, o);
-    ops.add(x, o, x);
+    if (x.dtype !== this.dtype || !x.device.equals(this.device)) throw new DTypeError(`layer input ${x.describe()} must be ${this.dtype} on ${this.device}`);
+    const k = cache.slab(l, 0), v = cache.slab(l, 1);
+    native(() => addon().layerPlanRun(this.plan, l, x.nativeHandle, n, batch.positionsTensor.nativeHandle,
+      batch.slotsTensor.nativeHandle, k.nativeHandle, v.nativeHandle, cache.capacity, cache.positionsTensor.nativeHandle,
+      cache.length, null));
   }
 
-  /** Final norm and classifier: f32 logits [rows, vocab] for the rows of `x` [rows, dim]. */
+  /** Final norm and classifier: f32 logits [rows, vocab] for the rows of `x` [rows, dim] (caller owns). */
   head(x: Tensor): Tensor {
+    const logits = this.headInto(x);
+    const out = logits.cast('f32');
+    this.scratch.release();
+    return out;
+  }
+
+  /** head() into the scratch pool: valid until the next scratch release. */
+  private headInto(x: Tensor): Tensor {
     const c = this.config;
     const rows = x.numel / c.dim;
     const h = this.scratch.get('head_h', [rows, c.dim]);
     ops.rmsnorm(x, this.finalNorm, h, c.normEps);
     const logits = this.scratch.get('logits', [rows, c.vocabSize]);
     ops.matmul(h, this.output, null, logits);
-    const out = logits.cast('f32');
-    return out;
+    return logits;
   }
 
   /** Runs `tokens` through every layer, appending them to the cache; returns the chosen logits. */
@@ -249,25 +236,35 @@ export class Model {
     for (let i = 0; i < n; i++)
       if (positions[i]! >= this.config.maxSeqLen)
         throw new ArgumentError(`position ${positions[i]} is beyond the model's context of ${this.config.maxSeqLen} tokens`);
-    const x = this.embed(tokens);
+    // Per-call buffers come from the scratch pool, so a decode step allocates nothing.
+    const ids = this.checkTokens(tokens);
+    const sc = this.scratch;
+    const idsT = sc.get('ids', [n], 'i32');
+    idsT.write(ids);
+    const x = sc.get('x', [n, this.config.dim]);
+    ops.embedding(idsT, this.embedTable, x);
     const slots = cache.append(positions);
-    const batch = this.batch(positions, slots);
+    const pos32 = Int32Array.from(positions);
+    const posT = sc.get('pos', [n], 'i32');
+    posT.write(pos32);
+    const slotsT = sc.get('slots', [n], 'i32');
+    slotsT.write(slots);
+    const batch: TokenBatch = { n, positions: pos32, slots, positionsTensor: posT, slotsTensor: slotsT, dispose() {} };
     try {
       for (let l = 0; l < this.config.nLayers; l++) this.layer(l, x, batch, cache);
       const mode = options.logits ?? 'last';
       let logits: Float32Array = new Float32Array(0);
       if (mode !== 'none') {
         const rows = mode === 'all' ? x : x.rows(n - 1, n);
-        const t = this.head(rows);
-        logits = t.toTypedArray() as Float32Array;
-        t.dispose();
+        const l16 = this.headInto(rows);
+        const l32 = sc.get('logits32', l16.shape, 'f32');
+        l16.castInto(l32);
+        logits = l32.toTypedArray() as Float32Array;
         if (rows !== x) rows.dispose();
       }
       return { logits, cache, slots };
     } finally {
-      batch.dispose();
-      x.dispose();
-      this.scratch.release();
+      sc.release();
     }
   }
 

@@ -11,6 +11,7 @@ import { AddonLoadError } from './errors.js';
 /** Opaque handles the addon hands out; only the addon can read them. */
 export type StorageHandle = { readonly __kvlabStorage: unique symbol };
 export type StreamHandle = { readonly __kvlabStream: unique symbol };
+export type LayerPlanHandle = { readonly __kvlabLayerPlan: unique symbol };
 
 export interface BuildInfo {
   version: string;
@@ -96,6 +97,11 @@ export interface NativeAddon {
     stream: StreamHandle | null): void;
   sample(logits: StorageHandle, vocab: number, temperature: number, topP: number, u: number, scratch: StorageHandle | null,
     stream: StreamHandle | null): number;
+  layerPlanCreate(dims: { dim: number; hidden: number; nHeads: number; nKvHeads: number; headDim: number; eps: number;
+    scale: number; dtype: number }, layers: (StorageHandle | null)[][], invFreq: StorageHandle): LayerPlanHandle;
+  layerPlanRun(plan: LayerPlanHandle, layer: number, x: StorageHandle, n: number, pos: StorageHandle, slots: StorageHandle,
+    kCache: StorageHandle, vCache: StorageHandle, cacheRows: number, kpos: StorageHandle, nk: number,
+    stream: StreamHandle | null): void;
   fillUniform(out: StorageHandle, dtype: number, n: number, seed: number, lo: number, hi: number,
     stream: StreamHandle | null): void;
 }

@@ -154,6 +154,19 @@ export class Tensor {
     return typedView(this.dtype, buf);
   }
 
+  /**
+   * Copies `data` into this tensor starting at element `offset` (no allocation). The array must hold
+   * this dtype's elements (Uint16Array raw bits for f16/bf16).
+   */
+  write(data: AnyTypedArray, offset = 0): void {
+    const own = dtypeOfArray(data);
+    const ok = own === this.dtype || (data instanceof Uint16Array && (this.dtype === 'f16' || this.dtype === 'bf16'));
+    if (!ok) throw new DTypeError(`write of a ${data.constructor.name} into ${this.describe()}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.numel)
+      throw new ShapeError(`write of ${data.length} elements at ${offset} exceeds ${this.describe()}`);
+    native(() => addon().upload(this.nativeHandle, offset * DTYPE_BYTES[this.dtype], data));
+  }
+
   /** The raw bytes of the elements (a host copy). */
   toBytes(): Uint8Array {
     return new Uint8Array(native(() => addon().download(this.nativeHandle, 0, this.byteLength)));
