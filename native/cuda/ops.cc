@@ -19,6 +19,7 @@
 #include "../../kernels/add.cuh"
 #include "../../kernels/attention.cuh"
 #include "../../kernels/embedding.cuh"
+#include "../../kernels/gemv.cuh"
 #include "../../kernels/rmsnorm.cuh"
 #include "../../kernels/rope.cuh"
 #include "../../kernels/rows.cuh"
@@ -192,6 +193,12 @@ void matmul(int device, const void* x, const void* w, const void* bias, void* ou
     fail(Code::Shape, "matmul: sizes n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
                           std::to_string(m) + " exceed cuBLAS's int range");
   cudaStream_t st = as_stream(s);
+  // Decode shapes (a few rows) are bound by reading w: kvlab's gemv streams it at close to the
+  // memory bandwidth, where cuBLAS's GEMM kernels for n = 1 leave bandwidth unused.
+  if (kvk::gemv_supported(x, w, out, static_cast<int>(type), n, k)) {
+    check_kernel(kvk::gemv(x, w, bias, out, static_cast<int>(type), n, k, m, st), "matmul (gemv)");
+    return;
+  }
   if (bias) check_kernel(kvk::bias_rows(bias, out, static_cast<int>(type), n, m, st), "matmul (bias)");
   if (k == 0) {
     if (!bias) check(cudaMemsetAsync(out, 0, n * m * dtype_size(type), st), "matmul: cudaMemsetAsync");

@@ -61,7 +61,10 @@ test('rmsnorm', () => {
 
 test('matmul (cuBLAS) with and without bias, prefill and decode shapes', () => {
   let seed = 100;
-  for (const [n, k, m, bias] of [[19, 111, 989, true], [1, 512, 384, false], [256, 512, 384, true], [37, 64, 512, false]] as const) for (const dt of DTYPES) {
+  // n <= 8 with 16-byte rows takes the gemv kernel; the rest cuBLAS.
+  const shapes = [[19, 111, 989, true], [1, 512, 384, false], [1, 4096, 1000, true], [3, 136, 77, true], [8, 1024, 333, false],
+    [256, 512, 384, true], [37, 64, 512, false]] as const;
+  for (const [n, k, m, bias] of shapes) for (const dt of DTYPES) {
     const x = rounded(rand(n * k, seed++), [n, k], dt), w = rounded(rand(m * k, seed++, 0.1), [m, k], dt);
     const b = bias ? rounded(rand(m, seed++), [m], dt) : null;
     const ref = Tensor.empty([n, m]);
