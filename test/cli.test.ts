@@ -63,6 +63,22 @@ test('generate: a missing model lists every folder tried', async () => {
   assert.match(err.join(''), /NotFoundError \[KVLAB_NOT_FOUND\]: model 'no-such-model' not found; looked in:\n  \/nonexistent-folder\n/);
 });
 
+test('bench prefill on the CPU writes the benchmark JSON of DESIGN.md', async () => {
+  const { x, out } = io();
+  assert.is(await main(['bench', 'prefill', '--model', 'stories260K', '--device', 'cpu', '--dtype', 'f32', '--tokens', '32,64',
+    '--decode-prompt', '8', '--decode-tokens', '4', '--reps', '1', '--json'], x), 0);
+  const j = JSON.parse(out.join(''));
+  assert.is(j.bench, 'prefill');
+  assert.type(j.card, 'string');
+  assert.type(j.date, 'string');
+  assert.is(j.versions.kvlab, '0.1.0');
+  assert.equal(j.rows.map((r: { metric: string }) => r.metric), ['prefill', 'prefill', 'decode']);
+  for (const r of j.rows) {
+    assert.ok(r.value > 0);
+    for (const k of ['case', 'unit', 'baseline', 'ratioToBaseline', 'floor']) assert.ok(k in r, k);
+  }
+});
+
 test('unknown commands and flags are errors with usage, not crashes', async () => {
   let s = io();
   assert.is(await main(['frobnicate'], s.x), 2);

@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { ModelConfig } from '../../model/config.js';
+import { hfConfig } from '../../model/hf.js';
 import { loadModel } from '../../model/load.js';
 import { Model } from '../../model/model.js';
 import { PRESETS, nonEmbeddingParams, prefillFlops } from '../../model/presets.js';
@@ -37,15 +39,22 @@ function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: n
   return (2 * n ** 3) / (ms * 1e9);
 }
 
+function configFromJson(path: string): ModelConfig {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const { config, bosId, eosId } = hfConfig(raw, path);
+  return { ...config, bosId: bosId ?? 1, eosId: eosId ?? 2 };
+}
+
 export const benchCommand: Command = {
   name: 'bench',
   positionals: 'prefill',
   summary: 'Benchmarks with JSON output: `bench prefill` times prefill at several lengths and batch-1 decode.',
-  description: 'The model is a name/path or a preset (mistral-7b: random-initialised on the device).\n' +
+  description: 'The model is a name/path, a preset (mistral-7b) or a Hugging Face config.json; presets and configs are\n' +
+    'random-initialised on the device, so no weight files are needed.\n' +
     'Times are medians of --reps runs after 2 warm-ups, with the device synchronised; the floor is FLOPs\n' +
     'over the GEMM rate measured in the same process (2 x non-embedding params x T + 2 x layers x T^2 x dim).',
   options: {
-    model: { type: 'string', value: 'NAME|PATH|PRESET', help: 'model or preset (mistral-7b)', default: 'mistral-7b' },
+    model: { type: 'string', value: 'NAME|PATH|PRESET|CONFIG', help: 'a model, a preset (mistral-7b) or a config.json (random weights)', default: 'mistral-7b' },
     models: { type: 'string', value: 'DIR', help: 'a folder to search for models first' },
     tokens: { type: 'string', value: 'N[,N...]', help: 'prefill lengths', default: '4096,8192' },
     'decode-prompt': { type: 'string', value: 'N', help: 'prompt length before timing decode (0 = skip)', default: '1024' },
@@ -61,8 +70,9 @@ export const benchCommand: Command = {
     const device = resolveDevice(str(values, 'device')!);
     const dtype = str(values, 'dtype') as DType;
     const name = str(values, 'model')!;
-    const preset = PRESETS[name];
-    const model = preset ? Model.random(preset, { device, dtype, seed: 0 })
+    // A preset or a Hugging Face config.json gives a random-initialised model of that shape.
+    const shape = PRESETS[name] ?? (name.endsWith('.json') ? configFromJson(name) : undefined);
+    const model = shape ? Model.random(shape, { device, dtype, seed: 0 })
       : (await loadModel(name, { searchPath: modelSearchPath(str(values, 'models'), io), device, dtype })).model;
     const c = model.config;
     const reps = num(values, 'reps', 'bench')!;
