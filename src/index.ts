@@ -4,4 +4,5 @@
  */
 export * from './runtime/index.js';
 export * from './model/index.js';
+export * as cacheblend from './cacheblend/index.js';
 export { VERSION } from './version.js';

@@ -1,0 +1,8 @@
+export { checkChunk, type ChunkKV } from './chunk.js';
+export { modelFingerprint } from './fingerprint.js';
+export { buildReusedCache, fuse, fusedLayout, trueDeviation, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
+export { attentionDeviation, meanKL, neighbourSpearman, reuseDeviation, spearman, type ReuseDeviation } from './instrument.js';
+export { POLICY_NAMES, checkRatio, gradualSchedule, makePolicy, topK, type DeviationKind, type PolicyContext,
+  type PolicyName, type PolicyOptions, type SelectionPlan, type SelectionPolicy } from './policies.js';
+export { precomputeChunk, precomputeChunks } from './precompute.js';
+export { repositionChunk, rotateSpanK } from './reposition.js';

@@ -1,0 +1,67 @@
+/**
+ * RoPE re-positioning: K rotated at position p becomes K rotated at position q by one more rotation
+ * by q - p (rotations compose: R(q - p) R(p) = R(q)). It is a pure rotation by angles
+ * (q - p) * inv_freq, so it holds for plain, linear and Llama-3 scaled RoPE alike: those only change
+ * inv_freq (ropeInvFreq folds the scaling in). V carries no position and is unchanged.
+ * Uses the engine's rope op, so it runs wherever the chunk KV lives (CPU or CUDA).
+ */
+import type { Model } from '../model/model.js';
+import { ropeInvFreq } from '../model/rope.js';
+import { ArgumentError, ShapeError } from '../runtime/errors.js';
+import * as ops from '../runtime/ops.js';
+import { Tensor } from '../runtime/tensor.js';
+import { checkChunk, makeChunk, type ChunkKV } from './chunk.js';
+
+/**
+ * A copy of `chunk` (on the model's device) with K rotated from `chunk.positions` to
+ * `newPositions` (one per token). The input chunk is left as it was.
+ */
+export function repositionChunk(model: Model, chunk: ChunkKV, newPositions: ArrayLike<number>): ChunkKV {
+  checkChunk(model, chunk);
+  const n = chunk.tokens.length;
+  if (newPositions.length !== n) throw new ShapeError(`${n} tokens but ${newPositions.length} new positions`);
+  const pos = Int32Array.from(newPositions);
+  for (let i = 0; i < n; i++)
+    if (!Number.isInteger(newPositions[i]) || pos[i]! < 0 || pos[i]! >= model.config.maxSeqLen)
+      throw new ArgumentError(`new position ${newPositions[i]} at index ${i} is outside the model's context [0, ${model.config.maxSeqLen})`);
+  const kv = chunk.kv.device.equals(model.device) ? copyOf(chunk.kv) : chunk.kv.to(model.device);
+  try {
+    rotateSpanK(model, kv, n, Int32Array.from(pos, (q, i) => q - chunk.positions[i]!));
+  } catch (e) {
+    kv.dispose();
+    throw e;
+  }
+  return makeChunk(chunk.tokens.slice(), kv, pos, chunk.fingerprint);
+}
+
+/**
+ * Rotates, in place, the K of every layer of a span tensor [nLayers, 2, n, nKvHeads, headDim] by
+ * `delta[t]` positions per token (negative deltas rotate back).
+ */
+export function rotateSpanK(model: Model, kv: Tensor, n: number, delta: Int32Array): void {
+  const { nLayers, nKvHeads, headDim } = model.kvLayout;
+  if (kv.numel !== nLayers * 2 * n * nKvHeads * headDim) throw new ShapeError(`span ${kv.describe()} is not [${nLayers}, 2, ${n}, ${nKvHeads}, ${headDim}]`);
+  if (delta.length !== n) throw new ShapeError(`${n} tokens but ${delta.length} position deltas`);
+  if (delta.every((d) => d === 0)) return;
+  const invFreq = Tensor.fromTypedArray(ropeInvFreq(model.config), undefined, { device: kv.device });
+  const d = Tensor.fromTypedArray(delta, undefined, { device: kv.device });
+  try {
+    for (let l = 0; l < nLayers; l++) {
+      const k = kv.view([n, nKvHeads, headDim], l * 2 * n * nKvHeads * headDim);
+      try {
+        ops.rope(k, d, invFreq, nKvHeads);
+      } finally {
+        k.dispose();
+      }
+    }
+  } finally {
+    invFreq.dispose();
+    d.dispose();
+  }
+}
+
+function copyOf(t: Tensor): Tensor {
+  const c = Tensor.empty(t.shape, { dtype: t.dtype, device: t.device });
+  c.copyFrom(t);
+  return c;
+}
