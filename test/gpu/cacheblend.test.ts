@@ -1,0 +1,72 @@
+// CacheBlend's gates on CUDA (f32): ratio 1.0 reproduces full prefill (<= 1e-5) and full reuse equals
+// the re-positioned chunks concatenated, for llama, llama3-scaled, mistral and qwen2 (bias) configs;
+// cacheblend at 0.15 in bf16 runs and lands between full reuse and full prefill in KL.
+import * as assert from 'uvu/assert';
+import { fuse, meanKL, precomputeChunks, repositionChunk, type ChunkKV } from '../../src/cacheblend/index.js';
+import type { ModelConfig } from '../../src/model/config.js';
+import { Model } from '../../src/model/model.js';
+import { gpuSuite } from '../support/gpu.js';
+import { relErr, rng } from '../support/reference.js';
+
+const test = gpuSuite('gpu cacheblend');
+
+const base: ModelConfig = {
+  architecture: 'llama', dim: 256, hiddenDim: 512, nLayers: 4, nHeads: 8, nKvHeads: 2, headDim: 32, vocabSize: 500,
+  maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tiedEmbeddings: false, qkvBias: false, bosId: 1, eosId: 2,
+};
+const CONFIGS: Record<string, ModelConfig> = {
+  llama: base,
+  'llama3-scaled': { ...base, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 128 } },
+  mistral: { ...base, architecture: 'mistral', ropeTheta: 1e6 },
+  'qwen2-bias': { ...base, architecture: 'qwen2', qkvBias: true, nKvHeads: 1, tiedEmbeddings: true },
+};
+
+const tokens = (n: number, seed: number, vocab: number) => {
+  const u = rng(seed);
+  return Array.from({ length: n }, () => 3 + Math.floor(u() * (vocab - 3)));
+};
+
+function concatenated(m: Model, prefix: number[], cs: ChunkKV[], query: number[]): Float32Array {
+  const n = cs.reduce((a, c) => a + c.tokens.length, 0);
+  const cache = m.newCache(prefix.length + n + query.length);
+  m.prefill(prefix, { past: cache, logits: 'none' });
+  let at = prefix.length;
+  for (const c of cs) {
+    const moved = repositionChunk(m, c, c.tokens.map((_, j) => at + j));
+    cache.appendSpan(moved.kv, moved.positions);
+    moved.dispose();
+    at += c.tokens.length;
+  }
+  const r = m.prefill(query, { past: cache, logits: 'all' });
+  cache.dispose();
+  return r.logits;
+}
+
+test('ratio-1.0 and full-reuse gates on CUDA for llama, llama3-scaled, mistral, qwen2', () => {
+  for (const [name, cfg] of Object.entries(CONFIGS)) {
+    const m = Model.random(cfg, { seed: 7, device: 'cuda:0', dtype: 'f32' });
+    const parts = [67, 45, 90, 33].map((n, i) => tokens(n, 10 + i, cfg.vocabSize));
+    const query = tokens(9, 99, cfg.vocabSize);
+    const cs = precomputeChunks(m, [1], parts);
+    const ex = m.prefill([1, ...parts.flat(), ...query], { logits: 'all' });
+    const exact = ex.logits.slice(ex.logits.length - query.length * cfg.vocabSize);
+    ex.cache.dispose();
+    const full = fuse(m, { prefix: [1], chunks: cs, query, policy: 'full-recompute' });
+    const e1 = relErr(full.logits, exact);
+    const reuse = fuse(m, { prefix: [1], chunks: cs, query, policy: 'full-reuse' });
+    const e2 = relErr(reuse.logits, concatenated(m, [1], cs, query));
+    console.log(`  ${name}: ratio 1.0 vs full prefill ${e1.toExponential(2)}; full reuse vs concatenation ${e2.toExponential(2)}`);
+    assert.ok(e1 <= 1e-5, `${name} ratio 1.0: ${e1}`);
+    assert.ok(e2 <= 1e-5, `${name} full reuse: ${e2}`);
+    const blend = fuse(m, { prefix: [1], chunks: cs, query, policy: 'cacheblend', ratio: 0.15 });
+    const V = cfg.vocabSize;
+    const kl = (l: Float32Array) => meanKL(exact, l, V);
+    console.log(`  ${name}: KL full reuse ${kl(reuse.logits).toExponential(2)}, cacheblend 0.15 ${kl(blend.logits).toExponential(2)}`);
+    assert.ok(kl(blend.logits) <= kl(reuse.logits));
+    for (const r of [full, reuse, blend]) r.cache.dispose();
+    for (const c of cs) c.dispose();
+    m.dispose();
+  }
+});
+
+test.run();
