@@ -25,6 +25,7 @@ struct Params {
   float* ws_acc;
   float* ws_m;
   float* ws_l;
+  const int2* tile_kpos;  // (min, max) position of each key tile of the tensor-core path, or null
   int nq, nk, hq, hkv, d, group;
   float scale_log2;
   int nsplit, tiles_per_split;
@@ -295,17 +296,28 @@ __global__ void __launch_bounds__(kTThreads) attn_tiled_kernel(Params p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// tensor core (sm_80+): one CTA of 4 warps per (64 queries, head, split).
+// tensor core (sm_80+): one CTA of 4 warps per (BM queries, head, split), BM = 64 * MT; warp w owns
+// the 16 * MT query rows [w * 16 * MT, (w + 1) * 16 * MT) of the block (MT m16 tiles, so every K or V
+// fragment read from shared memory feeds MT products). Key tiles of BN are double-buffered: the
+// copy of the next visible tile (K, V and its positions) is issued right after the one barrier of
+// an iteration and lands while the current tile is computed.
 
-constexpr int kTcThreads = 128, kTcBM = 64;
+constexpr int kTcWarps = 4, kTcThreads = 32 * kTcWarps;
 
-template <int D> struct TcShape {
-  static constexpr int BN = D <= 128 ? 64 : 32;  // keys per tile
-  static constexpr int LD = D + 8;               // padded row (elements): ldmatrix rows hit distinct banks
+template <int D, int MT> struct TcShape {
+  static constexpr int BM = kTcWarps * 16 * MT;    // queries per CTA
+  static constexpr int BN = D <= 128 ? 64 : 32;     // keys per tile
+  static constexpr int LD = D + 8;                 // padded row (elements): ldmatrix rows hit distinct banks
+  static constexpr int kStage = 2 * BN * LD;       // K then V of one tile, elements
   static constexpr size_t smem(size_t elem) {
-    return static_cast<size_t>(kTcBM + 2 * BN) * LD * elem + BN * sizeof(int);
+    return (static_cast<size_t>(BM) * LD + 2 * static_cast<size_t>(kStage)) * elem + 2 * BN * sizeof(int);
   }
 };
+
+// Query rows a warp owns: 32 for head dims up to 128 (two m16 tiles; halves the shared-memory reads
+// per product), 16 for d = 256 (its f32 accumulators would not fit twice) and for short query
+// blocks (nq <= 64, where 128-row blocks would mostly compute padding).
+inline int tc_mtiles(size_t d, size_t nq) { return d <= 128 && nq > 64 ? 2 : 1; }
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -335,6 +347,12 @@ __device__ __forceinline__ void ldsm_x4_t(unsigned (&r)[4], const void* p) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_addr(p))
                : "memory");
+}
+// 2^x on the special-function unit (flushes denormal results to zero; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // c += a (16x16, row) * b (16x8, col), f32 accumulators.
@@ -371,7 +389,8 @@ template <> __device__ __forceinline__ unsigned pack2<__nv_bfloat16>(float lo, f
 // Rows [0, R) of a tile into padded shared memory, rows >= valid zero-filled; 16 bytes a copy.
 template <class T, int D, int R>
 __device__ __forceinline__ void tc_load_rows(T* dst, const T* src, size_t stride, int valid) {
-  constexpr int kChunks = D / 8, LD = TcShape<D>::LD;
+  constexpr int kChunks = D / 8, LD = D + 8;
+#pragma unroll 4
   for (int c = threadIdx.x; c < R * kChunks; c += kTcThreads) {
     const int r = c / kChunks, x = (c - r * kChunks) * 8;
     const bool ok = r < valid;
@@ -379,193 +398,314 @@ __device__ __forceinline__ void tc_load_rows(T* dst, const T* src, size_t stride
   }
 }
 
-template <class T, int D>
-__global__ void __launch_bounds__(kTcThreads) attn_tc_kernel(Params p) {
+// Smallest and largest position of the keys of tile t (tiles of bn keys): from the pre-pass when
+// the launcher had workspace for it, else read here (by one thread).
+__device__ __forceinline__ int2 key_tile_range(const Params& p, int t, int bn) {
+  if (p.tile_kpos) return p.tile_kpos[t];
+  int mn = INT_MAX, mx = INT_MIN;
+  for (int j = t * bn, e = min(j + bn, p.nk); j < e; ++j) {
+    const int k = p.kpos[j];
+    mn = min(mn, k);
+    mx = max(mx, k);
+  }
+  return make_int2(mn, mx);
+}
+
+// Pre-pass: one warp per tile of bn keys writes (min, max) of their positions.
+__global__ void attn_key_tile_range_kernel(const int32_t* kpos, int nk, int bn, int ntiles, int2* out) {
+  const int t = static_cast<int>((static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
+  const int lane = threadIdx.x & 31;
+  if (t >= ntiles) return;  // whole warps
+  int mn = INT_MAX, mx = INT_MIN;
+  for (int c = lane, j0 = t * bn; c < bn && j0 + c < nk; c += 32) {
+    const int k = kpos[j0 + c];
+    mn = min(mn, k);
+    mx = max(mx, k);
+  }
+  mn = warp_min_int(mn);
+  mx = warp_max_int(mx);
+  if (lane == 0) out[t] = make_int2(mn, mx);
+}
+
+template <class T, int D, int MT>
+__global__ void __launch_bounds__(kTcThreads, 2) attn_tc_kernel(Params p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  using S = TcShape<D>;
-  constexpr int BN = S::BN, LD = S::LD, NT = BN / 8, DT = D / 8;
+  using S = TcShape<D, MT>;
+  constexpr int BM = S::BM, BN = S::BN, LD = S::LD, NT = BN / 8, DT = D / 8, RW = 16 * MT;
   extern __shared__ __align__(16) unsigned char tc_smem[];
-  T* Qs = reinterpret_cast<T*>(tc_smem);
-  T* Ks = Qs + kTcBM * LD;
-  T* Vs = Ks + BN * LD;
-  int* kps = reinterpret_cast<int*>(Vs + BN * LD);
-  __shared__ int qmax_w[kTcThreads / 32];
+  T* Qs = reinterpret_cast<T*>(tc_smem);                          // [BM][LD]
+  T* KVs = Qs + BM * LD;                                          // [2 stages][K, V][BN][LD]
+  int* kps = reinterpret_cast<int*>(KVs + 2 * S::kStage);        // [2 stages][BN]
+  __shared__ int qmax_w[kTcWarps];
+  __shared__ int qps[BM];  // query positions of the block (INT_MIN past nq), for the masked tiles
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
-  const int i0 = blockIdx.x * kTcBM, h = blockIdx.y, split = blockIdx.z, kvh = h / p.group;
+  // Heads vary fastest and query blocks run last to first: with positions ascending, the blocks with
+  // the most visible keys start in the first wave, and the heads of one kv group run side by side.
+  const int nqb = (p.nq + BM - 1) / BM;
+  const int h = static_cast<int>(blockIdx.x % p.hq), qb = nqb - 1 - static_cast<int>(blockIdx.x / p.hq);
+  const int i0 = qb * BM, split = blockIdx.y, kvh = h / p.group;
   const T* q = static_cast<const T*>(p.q);
   const T* kb = static_cast<const T*>(p.k) + static_cast<size_t>(kvh) * D;
   const T* vb = static_cast<const T*>(p.v) + static_cast<size_t>(kvh) * D;
   const size_t qstride = static_cast<size_t>(p.hq) * D, kvstride = static_cast<size_t>(p.hkv) * D;
 
-  const int ra = i0 + warp * 16 + g, rb = ra + 8;
-  const int qpa = ra < p.nq ? p.qpos[ra] : INT_MIN, qpb = rb < p.nq ? p.qpos[rb] : INT_MIN;
-  const int wmax = warp_max_int(max(qpa, qpb));
+  // A thread's rows: m tile mt, half hf -> row warp * RW + mt * 16 + hf * 8 + g of the block.
+  int wmin = INT_MAX, wmax = INT_MIN;  // over the warp's rows that exist
+  if (lane < RW) {
+    const int r = i0 + warp * RW + lane;
+    const int qp = r < p.nq ? p.qpos[r] : INT_MIN;
+    qps[warp * RW + lane] = qp;
+    if (r < p.nq) wmin = wmax = qp;
+  }
+  wmin = warp_min_int(wmin);
+  wmax = warp_max_int(wmax);
   if (lane == 0) qmax_w[warp] = wmax;
 
-  tc_load_rows<T, D, kTcBM>(Qs, q + static_cast<size_t>(i0) * qstride + static_cast<size_t>(h) * D, qstride,
-                            p.nq - i0);
-  cp_async_commit();
+  tc_load_rows<T, D, BM>(Qs, q + static_cast<size_t>(i0) * qstride + static_cast<size_t>(h) * D, qstride,
+                         p.nq - i0);
   __syncthreads();
   int cmax = qmax_w[0];
 #pragma unroll
-  for (int w = 1; w < kTcThreads / 32; ++w) cmax = max(cmax, qmax_w[w]);
+  for (int w = 1; w < kTcWarps; ++w) cmax = max(cmax, qmax_w[w]);
 
   const int ntiles = (p.nk + BN - 1) / BN;
   const int tb = split * p.tiles_per_split, te = min(tb + p.tiles_per_split, ntiles);
-  // The next tile at or after t with a key visible to some query of the CTA (te when none).
-  auto next_tile = [&](int t, int* tmin) {
-    for (; t < te; ++t) {
-      *tmin = tile_min_kpos(p.kpos, p.nk, t * BN, BN);
-      if (*tmin <= cmax) return t;
+  // Lane c holds the position range of tile cbase + c, 32 tiles at a time. next_visible(t) returns the
+  // first tile at or after t with a key visible to some query of the CTA (te when none) and its range;
+  // uniform over the CTA.
+  int cbase = tb;
+  int2 crng = tb + lane < te ? key_tile_range(p, tb + lane, BN) : make_int2(INT_MAX, INT_MIN);
+  auto next_visible = [&](int t, int2* r) {
+    while (t < te) {
+      if (t >= cbase + 32) {
+        cbase += (t - cbase) / 32 * 32;
+        crng = cbase + lane < te ? key_tile_range(p, cbase + lane, BN) : make_int2(INT_MAX, INT_MIN);
+      }
+      const unsigned hit = __ballot_sync(0xffffffffu, lane >= t - cbase && cbase + lane < te && crng.x <= cmax);
+      if (hit) {
+        const int c = __ffs(hit) - 1;
+        *r = make_int2(__shfl_sync(0xffffffffu, crng.x, c), __shfl_sync(0xffffffffu, crng.y, c));
+        return cbase + c;
+      }
+      t = cbase + 32;
     }
     return te;
   };
-  auto load_k = [&](int t) {
+  auto load_tile = [&](int t, int stage) {
     const int j0 = t * BN;
-    tc_load_rows<T, D, BN>(Ks, kb + static_cast<size_t>(j0) * kvstride, kvstride, p.nk - j0);
-    for (int c = tid; c < BN; c += kTcThreads) cp_async4(kps + c, p.kpos + (j0 + c < p.nk ? j0 + c : 0), j0 + c < p.nk);
-  };
-  auto load_v = [&](int t) {
-    const int j0 = t * BN;
-    tc_load_rows<T, D, BN>(Vs, vb + static_cast<size_t>(j0) * kvstride, kvstride, p.nk - j0);
+    T* ks = KVs + stage * S::kStage;
+    tc_load_rows<T, D, BN>(ks, kb + static_cast<size_t>(j0) * kvstride, kvstride, p.nk - j0);
+    tc_load_rows<T, D, BN>(ks + BN * LD, vb + static_cast<size_t>(j0) * kvstride, kvstride, p.nk - j0);
+    for (int c = tid; c < BN; c += kTcThreads)
+      cp_async4(kps + stage * BN + c, p.kpos + (j0 + c < p.nk ? j0 + c : 0), j0 + c < p.nk);
   };
 
-  float o[DT][4];
+  float o[MT][DT][4];
 #pragma unroll
-  for (int a = 0; a < DT; ++a)
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) o[a][e] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    for (int a = 0; a < DT; ++a)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[mt][a][e] = 0.0f;
+  float m[MT][2], l[MT][2];  // running max (log2 domain) and this thread's part of the row sum
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      m[mt][hf] = -INFINITY;
+      l[mt][hf] = 0.0f;
+    }
+  const float sl = p.scale_log2;
 
-  int cur_min = INT_MAX;
-  int cur = next_tile(tb, &cur_min);
-  if (cur < te) {
-    load_k(cur);
-    cp_async_commit();
-    load_v(cur);
-    cp_async_commit();
-  }
+  int2 cr = make_int2(INT_MAX, INT_MIN), nr = cr;
+  int cur = next_visible(tb, &cr);
+  if (cur < te) load_tile(cur, 0);
+  cp_async_commit();
+  int stage = 0;
   while (cur < te) {
-    cp_async_wait<1>();  // Q, K and kpos of `cur` have landed (V may still be in flight)
-    __syncthreads();
-    const bool active = cur_min <= wmax;  // some key of the tile is visible to this warp's rows
-    const int j0 = cur * BN;
-    float s[NT][4];
-    if (active) {
+    const int nxt = next_visible(cur + 1, &nr);
+    cp_async_wait<0>();  // this thread's copies of `cur` (and Q) have landed
+    __syncthreads();     // everyone's have; everyone is done with the other stage
+    if (nxt < te) load_tile(nxt, stage ^ 1);
+    cp_async_commit();
+
+    if (cr.x <= wmax) {  // some key of the tile is visible to some row of this warp
+      const T* Ks = KVs + stage * S::kStage;
+      const T* Vs = Ks + BN * LD;
+      const int* kp = kps + stage * BN;
+      const int j0 = cur * BN;
+      // Every key visible to every row of the warp: no per-element mask.
+      const bool full = cr.y <= wmin && j0 + BN <= p.nk;
+      float s[MT][NT][4];
 #pragma unroll
-      for (int a = 0; a < NT; ++a)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[a][e] = 0.0f;
+        for (int a = 0; a < NT; ++a)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][a][e] = 0.0f;
 #pragma unroll
       for (int ks = 0; ks < D / 16; ++ks) {
-        unsigned a[4];
-        ldsm_x4(a, Qs + (warp * 16 + (lane & 15)) * LD + ks * 16 + (lane >> 4) * 8);
+        unsigned qa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+          ldsm_x4(qa[mt], Qs + (warp * RW + mt * 16 + (lane & 15)) * LD + ks * 16 + (lane >> 4) * 8);
 #pragma unroll
         for (int np = 0; np < NT / 2; ++np) {
           unsigned b[4];
           ldsm_x4(b, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + ks * 16 + ((lane >> 3) & 1) * 8);
-          mma16816<T>(s[2 * np], a, b[0], b[1]);
-          mma16816<T>(s[2 * np + 1], a, b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma16816<T>(s[mt][2 * np], qa[mt], b[0], b[1]);
+            mma16816<T>(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
+          }
         }
       }
-      // Mask, scale, online softmax. Element e of n-tile a: row g (e < 2) or g + 8, key a*8 + 2tq + (e & 1).
-      float mx0 = -INFINITY, mx1 = -INFINITY;
+
+      // Scale into the log2 domain, mask, online softmax. Element e of n-tile a: row g (e < 2) or
+      // g + 8, key a * 8 + 2 tq + (e & 1). The mask is tested element by element (packing it into
+      // bit masks first was miscompiled by ptxas 13.0: one row's bits were merged with the other's).
+      bool rescale = false;
+      float al[MT][2];
+      unsigned pp[MT][NT][2];  // P of n-tile a rounded to T: (row g, row g + 8) x keys 2 tq, 2 tq + 1
 #pragma unroll
-      for (int a = 0; a < NT; ++a)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = a * 8 + 2 * tq + (e & 1);
-          const bool vis = j0 + col < p.nk && kps[col] <= (e < 2 ? qpa : qpb);
-          s[a][e] = vis ? s[a][e] * p.scale_log2 : -INFINITY;
-          if (e < 2) mx0 = fmaxf(mx0, s[a][e]);
-          else mx1 = fmaxf(mx1, s[a][e]);
+      for (int mt = 0; mt < MT; ++mt) {
+        int qr[2] = {0, 0};
+        if (!full) {
+          qr[0] = qps[warp * RW + mt * 16 + g];
+          qr[1] = qps[warp * RW + mt * 16 + 8 + g];
         }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-      const float al0 = n0 == -INFINITY ? 1.0f : exp2f(m0 - n0);
-      const float al1 = n1 == -INFINITY ? 1.0f : exp2f(m1 - n1);
-      float rs0 = 0.0f, rs1 = 0.0f;
+        float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int a = 0; a < NT; ++a)
+        for (int a = 0; a < NT; ++a)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float v = s[a][e];
-          const float pe = v == -INFINITY ? 0.0f : exp2f(v - (e < 2 ? n0 : n1));
-          s[a][e] = pe;
-          if (e < 2) rs0 += pe;
-          else rs1 += pe;
+          for (int e = 0; e < 4; ++e) {
+            float v = s[mt][a][e] * sl;
+            if (!full) {
+              const int col = a * 8 + 2 * tq + (e & 1);
+              if (!(j0 + col < p.nk && kp[col] <= qr[e >> 1])) v = -INFINITY;
+            }
+            s[mt][a][e] = v;
+            mx[e >> 1] = fmaxf(mx[e >> 1], v);
+          }
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+          mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 1));
+          mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 2));
+          const float mn = fmaxf(m[mt][hf], mx[hf]);
+          al[mt][hf] = mn == -INFINITY ? 1.0f : fast_exp2(m[mt][hf] - mn);
+          rescale |= al[mt][hf] != 1.0f;
+          m[mt][hf] = mn;
+          mx[hf] = mn == -INFINITY ? 0.0f : mn;  // subtrahend: a row with no key yet keeps p = 0
         }
-      l0 = l0 * al0 + rs0;  // per-thread partial row sums; the 4 lanes of a row are added at the end
-      l1 = l1 * al1 + rs1;
-      m0 = n0;
-      m1 = n1;
+        float rs[2] = {0.0f, 0.0f};
 #pragma unroll
-      for (int a = 0; a < DT; ++a) {
-        o[a][0] *= al0;
-        o[a][1] *= al0;
-        o[a][2] *= al1;
-        o[a][3] *= al1;
+        for (int a = 0; a < NT; ++a)
+#pragma unroll
+          for (int hf = 0; hf < 2; ++hf) {
+            const float p0 = fast_exp2(s[mt][a][2 * hf] - mx[hf]), p1 = fast_exp2(s[mt][a][2 * hf + 1] - mx[hf]);
+            rs[hf] += p0 + p1;
+            pp[mt][a][hf] = pack2<T>(p0, p1);
+          }
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) l[mt][hf] = l[mt][hf] * al[mt][hf] + rs[hf];
       }
-    }
-    __syncthreads();  // every warp is done with K and kpos of `cur`
-    int nxt_min = INT_MAX;
-    const int nxt = next_tile(cur + 1, &nxt_min);
-    if (nxt < te) load_k(nxt);
-    cp_async_commit();
-    cp_async_wait<1>();  // V of `cur` has landed
-    __syncthreads();
-    if (active) {
+      // Once a row's maximum settles, most tiles leave it unchanged: skip the O rescale then.
+      if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int a = 0; a < DT; ++a) {
+            o[mt][a][0] *= al[mt][0];
+            o[mt][a][1] *= al[mt][0];
+            o[mt][a][2] *= al[mt][1];
+            o[mt][a][3] *= al[mt][1];
+          }
+      }
+
+      // O += P V, P straight from registers as the A operand.
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
-        unsigned a[4];
-        a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-        a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-        a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        unsigned pa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          pa[mt][0] = pp[mt][2 * kk][0];
+          pa[mt][1] = pp[mt][2 * kk][1];
+          pa[mt][2] = pp[mt][2 * kk + 1][0];
+          pa[mt][3] = pp[mt][2 * kk + 1][1];
+        }
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
           unsigned b[4];
           ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
-          mma16816<T>(o[2 * dp], a, b[0], b[1]);
-          mma16816<T>(o[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma16816<T>(o[mt][2 * dp], pa[mt], b[0], b[1]);
+            mma16816<T>(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
+          }
         }
       }
     }
-    __syncthreads();  // every warp is done with V of `cur`
-    if (nxt < te) load_v(nxt);
-    cp_async_commit();
     cur = nxt;
-    cur_min = nxt_min;
+    cr = nr;
+    stage ^= 1;
   }
   cp_async_wait<0>();
+  __syncthreads();  // every copy into Q has landed (a CTA with no visible tile never waited for them)
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const size_t rows = static_cast<size_t>(p.nq) * p.hq;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int i = half == 0 ? ra : rb;
-    if (i >= p.nq) continue;
-    const float l = half == 0 ? l0 : l1, m = half == 0 ? m0 : m1;
-    const size_t row = static_cast<size_t>(i) * p.hq + h;
-    if (p.nsplit == 1) {
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      unsigned* dst = reinterpret_cast<unsigned*>(static_cast<T*>(p.out) + row * D);
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int a = 0; a < DT; ++a)
-        dst[(a * 8 + 2 * tq) / 2] = pack2<T>(o[a][2 * half] * inv, o[a][2 * half + 1] * inv);
-    } else {
-      float2* dst = reinterpret_cast<float2*>(p.ws_acc + (static_cast<size_t>(split) * rows + row) * D);
-#pragma unroll
-      for (int a = 0; a < DT; ++a) dst[(a * 8 + 2 * tq) / 2] = make_float2(o[a][2 * half], o[a][2 * half + 1]);
-      if (tq == 0) emit_ml(p, split, row, m, l);
+    for (int hf = 0; hf < 2; ++hf) {
+      l[mt][hf] += __shfl_xor_sync(0xffffffffu, l[mt][hf], 1);
+      l[mt][hf] += __shfl_xor_sync(0xffffffffu, l[mt][hf], 2);
     }
+  if (p.nsplit == 1) {
+    // Normalised rows as T into this warp's own Q rows (no other warp reads them), then 16-byte
+    // stores of whole rows.
+    T* stg = Qs + warp * RW * LD;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const float inv = l[mt][hf] > 0.0f ? 1.0f / l[mt][hf] : 0.0f;
+        unsigned* dst = reinterpret_cast<unsigned*>(stg + (mt * 16 + hf * 8 + g) * LD);
+#pragma unroll
+        for (int a = 0; a < DT; ++a)
+          dst[(a * 8 + 2 * tq) / 2] = pack2<T>(o[mt][a][2 * hf] * inv, o[mt][a][2 * hf + 1] * inv);
+      }
+    __syncwarp();
+    constexpr int kChunks = D / 8;
+    const bool vec = (reinterpret_cast<uintptr_t>(p.out) & 15) == 0;
+    for (int c = lane; c < RW * kChunks; c += 32) {
+      const int r = c / kChunks, x = (c - r * kChunks) * 8, i = i0 + warp * RW + r;
+      if (i >= p.nq) continue;
+      const uint4 val = *reinterpret_cast<const uint4*>(stg + r * LD + x);
+      T* dst = static_cast<T*>(p.out) + (static_cast<size_t>(i) * p.hq + h) * D + x;
+      if (vec) {
+        *reinterpret_cast<uint4*>(dst) = val;
+      } else {
+        unsigned* d4 = reinterpret_cast<unsigned*>(dst);
+        d4[0] = val.x;
+        d4[1] = val.y;
+        d4[2] = val.z;
+        d4[3] = val.w;
+      }
+    }
+  } else {
+    const size_t rows = static_cast<size_t>(p.nq) * p.hq;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const int i = i0 + warp * RW + mt * 16 + hf * 8 + g;
+        if (i >= p.nq) continue;
+        const size_t row = static_cast<size_t>(i) * p.hq + h;
+        float2* dst = reinterpret_cast<float2*>(p.ws_acc + (static_cast<size_t>(split) * rows + row) * D);
+#pragma unroll
+        for (int a = 0; a < DT; ++a) dst[(a * 8 + 2 * tq) / 2] = make_float2(o[mt][a][2 * hf], o[mt][a][2 * hf + 1]);
+        if (tq == 0) emit_ml(p, split, row, m[mt][hf], l[mt][hf]);
+      }
   }
 #endif
 }
@@ -603,8 +743,10 @@ enum class Path { Decode, Tiled, TensorCore };
 struct Plan {
   Path path;
   int nsplit, tiles_per_split;
-  unsigned blocks;   // CTAs before splitting
-  size_t workspace;  // bytes, 0 when nsplit == 1
+  int mt;             // tensor core: m16 tiles per warp (TcShape)
+  unsigned blocks;    // CTAs before splitting
+  size_t tile_bytes;  // tensor core: workspace bytes for the key-tile position ranges (first)
+  size_t workspace;   // bytes of split partials (after the tile ranges), 0 when nsplit == 1
   size_t smem;
 };
 
@@ -612,14 +754,15 @@ constexpr size_t kMaxWorkspace = size_t(256) << 20;
 
 bool tc_head_dim(size_t d) { return d == 32 || d == 64 || d == 80 || d == 96 || d == 128 || d == 256; }
 
-size_t tc_smem_bytes(size_t d, size_t elem) {
+size_t tc_smem_bytes(size_t d, int mt) {
+  const bool two = mt == 2;
   switch (d) {
-    case 32: return TcShape<32>::smem(elem);
-    case 64: return TcShape<64>::smem(elem);
-    case 80: return TcShape<80>::smem(elem);
-    case 96: return TcShape<96>::smem(elem);
-    case 128: return TcShape<128>::smem(elem);
-    default: return TcShape<256>::smem(elem);
+    case 32: return two ? TcShape<32, 2>::smem(2) : TcShape<32, 1>::smem(2);
+    case 64: return two ? TcShape<64, 2>::smem(2) : TcShape<64, 1>::smem(2);
+    case 80: return two ? TcShape<80, 2>::smem(2) : TcShape<80, 1>::smem(2);
+    case 96: return two ? TcShape<96, 2>::smem(2) : TcShape<96, 1>::smem(2);
+    case 128: return two ? TcShape<128, 2>::smem(2) : TcShape<128, 1>::smem(2);
+    default: return TcShape<256, 1>::smem(2);
   }
 }
 
@@ -628,8 +771,9 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
   cudaError_t err = current_device_limits(&sms, &optin, &cc);
   if (err != cudaSuccess) return err;
   const bool half = a.dtype == kF16 || a.dtype == kBF16;
+  const int mt = tc_mtiles(a.d, a.nq);
   const bool tc = half && cc >= 8 && tc_head_dim(a.d) && aligned_to(a.q, 16) && aligned_to(a.k, 16) &&
-                  aligned_to(a.v, 16) && aligned_to(a.out, 4) && tc_smem_bytes(a.d, 2) <= static_cast<size_t>(optin);
+                  aligned_to(a.v, 16) && aligned_to(a.out, 4) && tc_smem_bytes(a.d, mt) <= static_cast<size_t>(optin);
   const bool tiled_fits = tiled_smem_bytes(static_cast<int>(a.d)) <= static_cast<size_t>(optin);
   Plan pl{};
   int tile_keys, min_tiles, per_sm = 2;
@@ -642,8 +786,10 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
     per_sm = 4;
   } else if (tc) {
     pl.path = Path::TensorCore;
-    pl.blocks = static_cast<unsigned>((a.nq + kTcBM - 1) / kTcBM * a.hq);
-    pl.smem = tc_smem_bytes(a.d, 2);
+    pl.mt = mt;
+    const size_t bm = static_cast<size_t>(kTcWarps) * 16 * mt;
+    pl.blocks = static_cast<unsigned>((a.nq + bm - 1) / bm * a.hq);
+    pl.smem = tc_smem_bytes(a.d, mt);
     tile_keys = a.d <= 128 ? 64 : 32;
     min_tiles = 4;
   } else {
@@ -668,6 +814,7 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
   pl.tiles_per_split = (ntiles + nsplit - 1) / nsplit;
   pl.nsplit = (ntiles + pl.tiles_per_split - 1) / pl.tiles_per_split;
   pl.workspace = pl.nsplit > 1 ? static_cast<size_t>(pl.nsplit) * a.nq * a.hq * (a.d + 2) * sizeof(float) : 0;
+  if (pl.path == Path::TensorCore) pl.tile_bytes = (static_cast<size_t>(ntiles) * sizeof(int2) + 255) / 256 * 256;
   *plan = pl;
   return cudaSuccess;
 }
@@ -678,15 +825,29 @@ bool valid_args(const AttentionArgs& a) {
          a.nq <= INT_MAX && a.nk <= INT_MAX && a.nq * a.hq <= INT_MAX;
 }
 
-template <class T, int D>
+template <class T, int D, int MT>
 cudaError_t launch_tc(const Params& p, const Plan& pl, cudaStream_t stream) {
-  auto kernel = attn_tc_kernel<T, D>;
+  using S = TcShape<D, MT>;
+  if (p.tile_kpos) {
+    const int ntiles = (p.nk + S::BN - 1) / S::BN;
+    attn_key_tile_range_kernel<<<(ntiles + 7) / 8, 256, 0, stream>>>(p.kpos, p.nk, S::BN, ntiles,
+                                                                     const_cast<int2*>(p.tile_kpos));
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  auto kernel = attn_tc_kernel<T, D, MT>;
   cudaError_t e = ensure_smem_limit(kernel, pl.smem);
   if (e != cudaSuccess) return e;
-  dim3 grid(static_cast<unsigned>((p.nq + kTcBM - 1) / kTcBM), static_cast<unsigned>(p.hq),
-            static_cast<unsigned>(p.nsplit));
+  const unsigned nqb = static_cast<unsigned>((p.nq + S::BM - 1) / S::BM);
+  dim3 grid(nqb * static_cast<unsigned>(p.hq), static_cast<unsigned>(p.nsplit));
   kernel<<<grid, kTcThreads, pl.smem, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <class T, int D>
+cudaError_t launch_tc_d(const Params& p, const Plan& pl, cudaStream_t stream) {
+  if constexpr (D == 256) return launch_tc<T, D, 1>(p, pl, stream);
+  else return pl.mt == 2 ? launch_tc<T, D, 2>(p, pl, stream) : launch_tc<T, D, 1>(p, pl, stream);
 }
 
 template <class T>
@@ -725,12 +886,12 @@ cudaError_t launch_path(const Params& p, const Plan& pl, cudaStream_t stream) {
   } else {
     if constexpr (sizeof(T) == 2) {
       switch (p.d) {
-        case 32: e = launch_tc<T, 32>(p, pl, stream); break;
-        case 64: e = launch_tc<T, 64>(p, pl, stream); break;
-        case 80: e = launch_tc<T, 80>(p, pl, stream); break;
-        case 96: e = launch_tc<T, 96>(p, pl, stream); break;
-        case 128: e = launch_tc<T, 128>(p, pl, stream); break;
-        default: e = launch_tc<T, 256>(p, pl, stream); break;
+        case 32: e = launch_tc_d<T, 32>(p, pl, stream); break;
+        case 64: e = launch_tc_d<T, 64>(p, pl, stream); break;
+        case 80: e = launch_tc_d<T, 80>(p, pl, stream); break;
+        case 96: e = launch_tc_d<T, 96>(p, pl, stream); break;
+        case 128: e = launch_tc_d<T, 128>(p, pl, stream); break;
+        default: e = launch_tc_d<T, 256>(p, pl, stream); break;
       }
     } else {
       e = cudaErrorInvalidValue;
@@ -752,7 +913,7 @@ size_t attention_workspace_bytes(const AttentionArgs& a) {
     cudaGetLastError();
     return 0;
   }
-  return pl.workspace;
+  return pl.tile_bytes + pl.workspace;
 }
 
 cudaError_t attention(const AttentionArgs& a, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
@@ -763,13 +924,16 @@ cudaError_t attention(const AttentionArgs& a, void* workspace, size_t workspace_
   Plan pl{};
   cudaError_t e = make_plan(a, &pl);
   if (e != cudaSuccess) return e;
-  if (pl.nsplit > 1 && (!workspace || workspace_bytes < pl.workspace || !aligned_to(workspace, 16))) {
+  const bool have_ws = workspace && aligned_to(workspace, 16);
+  if (pl.nsplit > 1 && (!have_ws || workspace_bytes < pl.tile_bytes + pl.workspace)) {
     // No room for partials: one split covering every key tile.
     const int ntiles = pl.tiles_per_split * pl.nsplit;
     pl.tiles_per_split = ntiles;
     pl.nsplit = 1;
     pl.workspace = 0;
   }
+  // No room for the key-tile ranges: the kernel reads positions to find them instead.
+  if (!have_ws || workspace_bytes < pl.tile_bytes) pl.tile_bytes = 0;
   Params p{};
   p.q = a.q;
   p.k = a.k;
@@ -786,9 +950,10 @@ cudaError_t attention(const AttentionArgs& a, void* workspace, size_t workspace_
   p.scale_log2 = a.scale * kLog2e;
   p.nsplit = pl.nsplit;
   p.tiles_per_split = pl.tiles_per_split;
+  if (pl.tile_bytes > 0) p.tile_kpos = static_cast<const int2*>(workspace);
   if (pl.nsplit > 1) {
     const size_t rows = a.nq * a.hq;
-    p.ws_acc = static_cast<float*>(workspace);
+    p.ws_acc = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + pl.tile_bytes);
     p.ws_m = p.ws_acc + static_cast<size_t>(pl.nsplit) * rows * a.d;
     p.ws_l = p.ws_m + static_cast<size_t>(pl.nsplit) * rows;
   }

@@ -10,11 +10,15 @@
 // is skipped without being loaded. Paths, chosen per call by the launcher:
 //   tensor core  f16/bf16, d in {32, 64, 80, 96, 128, 256}, q/k/v 16-byte and out 4-byte aligned,
 //                sm_80+, nq > 4:
-//                a CTA of 4 warps takes 64 queries x 1 head (16 rows a warp) and loops over tiles of
-//                64 keys (32 for d = 256); Q, K, V tiles in padded shared memory via cp.async (K of
-//                the next tile loads during P.V, V of the next during the next Q.K^T); S = Q K^T and
-//                O += P V with mma.sync m16n8k16 (f32 accumulators; P rounded to f16/bf16 for the
-//                second product, as flash-attention does).
+//                a CTA of 4 warps takes BM queries x 1 head, BM = 128 for d <= 128 (32 rows a warp:
+//                each K/V fragment read from shared memory feeds two m16 tiles) and 64 for d = 256
+//                or nq <= 64; CTAs are ordered heads-fastest, last query block first. Key tiles of 64
+//                (32 for d = 256) are double-buffered in padded shared memory via cp.async, with one
+//                barrier per tile; S = Q K^T and O += P V with mma.sync m16n8k16 (f32 accumulators;
+//                P stays in registers, rounded to f16/bf16, as the A operand of the second product).
+//                Per-tile (min, max) key positions come from a pre-pass into the workspace: a tile
+//                no query of the CTA can see is never loaded, a warp skips a tile none of its rows
+//                sees, and tiles every row of the warp sees fully skip the per-element mask.
 //   tiled f32    nq > 16 where the tensor-core path does not apply (f32, other head dims, unaligned
 //                pointers): a CTA of 128 threads takes 32 queries x 1 head and loops over tiles of
 //                32 keys held as f32 in shared memory; 4 threads per query row, f32 FMA throughout.
@@ -47,9 +51,10 @@ struct AttentionArgs {
   float scale;
 };
 
-// Bytes of device workspace attention() will use for these arguments on the current device (0 when
-// it will not split keys). Passing less than this (or none) is allowed: the launcher then does not
-// split, which is correct but may leave most of the GPU idle for small nq.
+// Bytes of device workspace attention() will use for these arguments on the current device: the
+// tensor-core path's key-tile position ranges plus, when keys are split, the partials (0 for the
+// other paths without a split). Passing less (or none) is allowed: the launcher then does not split
+// (correct, but may leave most of the GPU idle for small nq) and finds tile ranges in the kernel.
 size_t attention_workspace_bytes(const AttentionArgs& a);
 
 cudaError_t attention(const AttentionArgs& a, void* workspace, size_t workspace_bytes, cudaStream_t stream);
