@@ -427,11 +427,132 @@ __global__ void attn_key_tile_range_kernel(const int32_t* kpos, int nk, int bn, 
   if (lane == 0) out[t] = make_int2(mn, mx);
 }
 
+// One key tile for one warp: S = Q K^T, online softmax, O += P V. kFull: every key of the tile is
+// visible to every row of the warp (no per-element mask); a separate instantiation so that the
+// common, unmasked tiles carry no mask code at all.
+template <bool kFull, class T, int D, int MT>
+__device__ __forceinline__ void tc_tile(const T* Qs, const T* Ks, const T* Vs, const int* kp, const int* qps,
+                                        int j0, int nk, float sl, int warp, int lane, float (&o)[MT][D / 8][4],
+                                        float (&m)[MT][2], float (&l)[MT][2]) {
+  using S = TcShape<D, MT>;
+  constexpr int BN = S::BN, LD = S::LD, NT = BN / 8, DT = D / 8, RW = 16 * MT;
+  constexpr bool full = kFull;
+  const int g = lane >> 2, tq = lane & 3;
+  float s[MT][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int a = 0; a < NT; ++a)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[mt][a][e] = 0.0f;
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ++ks) {
+    unsigned qa[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+      ldsm_x4(qa[mt], Qs + (warp * RW + mt * 16 + (lane & 15)) * LD + ks * 16 + (lane >> 4) * 8);
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np) {
+      unsigned b[4];
+      ldsm_x4(b, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + ks * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816<T>(s[mt][2 * np], qa[mt], b[0], b[1]);
+        mma16816<T>(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
+      }
+    }
+  }
+
+  // Scale into the log2 domain, mask, online softmax. Element e of n-tile a: row g (e < 2) or
+  // g + 8, key a * 8 + 2 tq + (e & 1). The mask is tested element by element (packing it into
+  // bit masks first was miscompiled by ptxas 13.0: one row's bits were merged with the other's).
+  bool rescale = false;
+  float al[MT][2];
+  unsigned pp[MT][NT][2];  // P of n-tile a rounded to T: (row g, row g + 8) x keys 2 tq, 2 tq + 1
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    int qr[2] = {0, 0};
+    if (!full) {
+      qr[0] = qps[warp * RW + mt * 16 + g];
+      qr[1] = qps[warp * RW + mt * 16 + 8 + g];
+    }
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int a = 0; a < NT; ++a)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float v = s[mt][a][e] * sl;
+        if (!full) {
+          const int col = a * 8 + 2 * tq + (e & 1);
+          if (!(j0 + col < nk && kp[col] <= qr[e >> 1])) v = -INFINITY;
+        }
+        s[mt][a][e] = v;
+        mx[e >> 1] = fmaxf(mx[e >> 1], v);
+      }
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 1));
+      mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 2));
+      const float mn = fmaxf(m[mt][hf], mx[hf]);
+      al[mt][hf] = mn == -INFINITY ? 1.0f : fast_exp2(m[mt][hf] - mn);
+      rescale |= al[mt][hf] != 1.0f;
+      m[mt][hf] = mn;
+      mx[hf] = mn == -INFINITY ? 0.0f : mn;  // subtrahend: a row with no key yet keeps p = 0
+    }
+    float rs[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int a = 0; a < NT; ++a)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const float p0 = fast_exp2(s[mt][a][2 * hf] - mx[hf]), p1 = fast_exp2(s[mt][a][2 * hf + 1] - mx[hf]);
+        rs[hf] += p0 + p1;
+        pp[mt][a][hf] = pack2<T>(p0, p1);
+      }
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) l[mt][hf] = l[mt][hf] * al[mt][hf] + rs[hf];
+  }
+  // Once a row's maximum settles, most tiles leave it unchanged: skip the O rescale then.
+  if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int a = 0; a < DT; ++a) {
+        o[mt][a][0] *= al[mt][0];
+        o[mt][a][1] *= al[mt][0];
+        o[mt][a][2] *= al[mt][1];
+        o[mt][a][3] *= al[mt][1];
+      }
+  }
+
+  // O += P V, P straight from registers as the A operand.
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    unsigned pa[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      pa[mt][0] = pp[mt][2 * kk][0];
+      pa[mt][1] = pp[mt][2 * kk][1];
+      pa[mt][2] = pp[mt][2 * kk + 1][0];
+      pa[mt][3] = pp[mt][2 * kk + 1][1];
+    }
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      unsigned b[4];
+      ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816<T>(o[mt][2 * dp], pa[mt], b[0], b[1]);
+        mma16816<T>(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
+      }
+    }
+  }
+}
+
 template <class T, int D, int MT>
 __global__ void __launch_bounds__(kTcThreads, 2) attn_tc_kernel(Params p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using S = TcShape<D, MT>;
-  constexpr int BM = S::BM, BN = S::BN, LD = S::LD, NT = BN / 8, DT = D / 8, RW = 16 * MT;
+  constexpr int BM = S::BM, BN = S::BN, LD = S::LD, DT = D / 8, RW = 16 * MT;
   extern __shared__ __align__(16) unsigned char tc_smem[];
   T* Qs = reinterpret_cast<T*>(tc_smem);                          // [BM][LD]
   T* KVs = Qs + BM * LD;                                          // [2 stages][K, V][BN][LD]
@@ -536,115 +657,10 @@ __global__ void __launch_bounds__(kTcThreads, 2) attn_tc_kernel(Params p) {
       const int* kp = kps + stage * BN;
       const int j0 = cur * BN;
       // Every key visible to every row of the warp: no per-element mask.
-      const bool full = cr.y <= wmin && j0 + BN <= p.nk;
-      float s[MT][NT][4];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int a = 0; a < NT; ++a)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][a][e] = 0.0f;
-#pragma unroll
-      for (int ks = 0; ks < D / 16; ++ks) {
-        unsigned qa[MT][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-          ldsm_x4(qa[mt], Qs + (warp * RW + mt * 16 + (lane & 15)) * LD + ks * 16 + (lane >> 4) * 8);
-#pragma unroll
-        for (int np = 0; np < NT / 2; ++np) {
-          unsigned b[4];
-          ldsm_x4(b, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + ks * 16 + ((lane >> 3) & 1) * 8);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            mma16816<T>(s[mt][2 * np], qa[mt], b[0], b[1]);
-            mma16816<T>(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
-          }
-        }
-      }
-
-      // Scale into the log2 domain, mask, online softmax. Element e of n-tile a: row g (e < 2) or
-      // g + 8, key a * 8 + 2 tq + (e & 1). The mask is tested element by element (packing it into
-      // bit masks first was miscompiled by ptxas 13.0: one row's bits were merged with the other's).
-      bool rescale = false;
-      float al[MT][2];
-      unsigned pp[MT][NT][2];  // P of n-tile a rounded to T: (row g, row g + 8) x keys 2 tq, 2 tq + 1
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        int qr[2] = {0, 0};
-        if (!full) {
-          qr[0] = qps[warp * RW + mt * 16 + g];
-          qr[1] = qps[warp * RW + mt * 16 + 8 + g];
-        }
-        float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int a = 0; a < NT; ++a)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float v = s[mt][a][e] * sl;
-            if (!full) {
-              const int col = a * 8 + 2 * tq + (e & 1);
-              if (!(j0 + col < p.nk && kp[col] <= qr[e >> 1])) v = -INFINITY;
-            }
-            s[mt][a][e] = v;
-            mx[e >> 1] = fmaxf(mx[e >> 1], v);
-          }
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-          mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 1));
-          mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(0xffffffffu, mx[hf], 2));
-          const float mn = fmaxf(m[mt][hf], mx[hf]);
-          al[mt][hf] = mn == -INFINITY ? 1.0f : fast_exp2(m[mt][hf] - mn);
-          rescale |= al[mt][hf] != 1.0f;
-          m[mt][hf] = mn;
-          mx[hf] = mn == -INFINITY ? 0.0f : mn;  // subtrahend: a row with no key yet keeps p = 0
-        }
-        float rs[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int a = 0; a < NT; ++a)
-#pragma unroll
-          for (int hf = 0; hf < 2; ++hf) {
-            const float p0 = fast_exp2(s[mt][a][2 * hf] - mx[hf]), p1 = fast_exp2(s[mt][a][2 * hf + 1] - mx[hf]);
-            rs[hf] += p0 + p1;
-            pp[mt][a][hf] = pack2<T>(p0, p1);
-          }
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) l[mt][hf] = l[mt][hf] * al[mt][hf] + rs[hf];
-      }
-      // Once a row's maximum settles, most tiles leave it unchanged: skip the O rescale then.
-      if (__any_sync(0xffffffffu, rescale)) {
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-          for (int a = 0; a < DT; ++a) {
-            o[mt][a][0] *= al[mt][0];
-            o[mt][a][1] *= al[mt][0];
-            o[mt][a][2] *= al[mt][1];
-            o[mt][a][3] *= al[mt][1];
-          }
-      }
-
-      // O += P V, P straight from registers as the A operand.
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        unsigned pa[MT][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          pa[mt][0] = pp[mt][2 * kk][0];
-          pa[mt][1] = pp[mt][2 * kk][1];
-          pa[mt][2] = pp[mt][2 * kk + 1][0];
-          pa[mt][3] = pp[mt][2 * kk + 1][1];
-        }
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          unsigned b[4];
-          ldsm_x4_t(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + dp * 16 + (lane >> 4) * 8);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            mma16816<T>(o[mt][2 * dp], pa[mt], b[0], b[1]);
-            mma16816<T>(o[mt][2 * dp + 1], pa[mt], b[2], b[3]);
-          }
-        }
-      }
+      if (cr.y <= wmin && j0 + BN <= p.nk)
+        tc_tile<true, T, D, MT>(Qs, Ks, Vs, kp, qps, j0, p.nk, sl, warp, lane, o, m, l);
+      else
+        tc_tile<false, T, D, MT>(Qs, Ks, Vs, kp, qps, j0, p.nk, sl, warp, lane, o, m, l);
     }
     cur = nxt;
     cr = nr;
