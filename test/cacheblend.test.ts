@@ -17,6 +17,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import { ArgumentError, DTypeError, InternalError, ShapeError } from '../src/runtime/errors.js';
 import { STORIES_BIN } from './support/models.js';
 import { relErr, rng } from './support/reference.js';
+import { concatenatedLogits } from './support/cacheblend.js';
 
 interface Fixture { cases: { generatedTokens: number[] }[] }
 const fx = JSON.parse(readFileSync(new URL('./fixtures/llama2c-stories260K.json', import.meta.url), 'utf8')) as Fixture;
@@ -53,22 +54,6 @@ function exactLogits(m: Model, prefix: number[], parts: number[][], query: numbe
   return r.logits.slice(r.logits.length - query.length * m.config.vocabSize);
 }
 
-/** Full reuse built by hand: prefix prefilled, each chunk re-positioned and appended, query prefilled on top. */
-function concatenatedLogits(m: Model, prefix: number[], cs: ChunkKV[], query: number[]): Float32Array {
-  const n = cs.reduce((a, c) => a + c.tokens.length, 0);
-  const cache = m.newCache(prefix.length + n + query.length);
-  m.prefill(prefix, { past: cache, logits: 'none' });
-  let at = prefix.length;
-  for (const c of cs) {
-    const moved = repositionChunk(m, c, c.tokens.map((_, j) => at + j));
-    cache.appendSpan(moved.kv, moved.positions);
-    moved.dispose();
-    at += c.tokens.length;
-  }
-  const r = m.prefill(query, { past: cache, logits: 'all' });
-  cache.dispose();
-  return r.logits;
-}
 
 test('fingerprint: stable, and any config change (shape, rope scaling, bias) changes it', () => {
   const fp = modelFingerprint(bin.config);
