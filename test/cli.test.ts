@@ -79,6 +79,20 @@ test('bench prefill on the CPU writes the benchmark JSON of DESIGN.md', async ()
   }
 });
 
+test('blend eval on stories260K: rows for every method, ratio 1.0 equals full prefill, cacheblend beats full reuse', async () => {
+  const { x, out } = io();
+  assert.is(await main(['blend', 'eval', '--contexts', '1', '--ratios', '0.15,1', '--json'], x), 0);
+  const j = JSON.parse(out.join(''));
+  assert.is(j.dataset, 'stories260k-blend v1');
+  const row = (m: string, r?: number) => j.rows.find((x: { method: string; requestedRatio: number | null }) => x.method === m && (r === undefined || x.requestedRatio === r));
+  for (const m of ['full-reuse', 'full-recompute', 'prefix-caching', 'cacheblend', 'cacheblend-released', 'lmcache-v1', 'epic', 'random', 'oracle'])
+    for (const k of ['ratio', 'computeFraction', 'kl', 'pplDeltaPct', 'top1', 'attnDev']) assert.type(row(m)[k], 'number', `${m}.${k}`);
+  assert.ok(row('full-recompute').kl < 1e-9);
+  assert.ok(row('cacheblend', 1).kl < 1e-9);
+  assert.ok(row('cacheblend', 0.15).kl < row('full-reuse').kl);
+  assert.ok(Math.abs(row('cacheblend', 0.15).ratio - 0.15) < 0.01);
+});
+
 test('unknown commands and flags are errors with usage, not crashes', async () => {
   let s = io();
   assert.is(await main(['frobnicate'], s.x), 2);

@@ -6,3 +6,4 @@ export { POLICY_NAMES, checkRatio, gradualSchedule, makePolicy, topK, type Devia
   type PolicyName, type PolicyOptions, type SelectionPlan, type SelectionPolicy } from './policies.js';
 export { precomputeChunk, precomputeChunks } from './precompute.js';
 export { repositionChunk, rotateSpanK } from './reposition.js';
+export { blendEval, DEFAULT_RATIOS, FIXED_METHODS, RATIO_METHODS, type BlendContext, type BlendEvalRow, type BlendEvalOptions } from './eval.js';

@@ -6,10 +6,11 @@ import { KvlabError } from '../runtime/errors.js';
 import { VERSION } from '../version.js';
 import { commandHelp, parseCommand, type CliIO, type Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
+import { blendCommand } from './commands/blend.js';
 import { doctorCommand } from './commands/doctor.js';
 import { generateCommand } from './commands/generate.js';
 
-export const COMMANDS: Command[] = [doctorCommand, generateCommand, benchCommand];
+export const COMMANDS: Command[] = [doctorCommand, generateCommand, benchCommand, blendCommand];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
