@@ -7,3 +7,8 @@ export { POLICY_NAMES, checkRatio, gradualSchedule, makePolicy, topK, type Devia
 export { precomputeChunk, precomputeChunks } from './precompute.js';
 export { repositionChunk, rotateSpanK } from './reposition.js';
 export { blendEval, DEFAULT_RATIOS, FIXED_METHODS, RATIO_METHODS, type BlendContext, type BlendEvalRow, type BlendEvalOptions } from './eval.js';
+export { memoryLayerSource, type LayerSource } from './layer-source.js';
+export {
+  chooseRatio, chooseTier, fitRecomputeProfile, hidingRatio, loadSeconds, profileRecompute, recomputeSeconds,
+  type RecomputeProfile, type StorageTier,
+} from './controller.js';
