@@ -93,6 +93,17 @@ test('blend eval on stories260K: rows for every method, ratio 1.0 equals full pr
   assert.ok(Math.abs(row('cacheblend', 0.15).ratio - 0.15) < 0.01);
 });
 
+test('blend bench on the CPU: TTFT rows for every method against full recompute (benchmark JSON)', async () => {
+  const { x, out } = io();
+  assert.is(await main(['blend', 'bench', '--model', 'stories260K', '--device', 'cpu', '--dtype', 'f32', '--chunks', '3',
+    '--chunk-tokens', '40', '--query-tokens', '8', '--reps', '1', '--json'], x), 0);
+  const j = JSON.parse(out.join(''));
+  assert.is(j.bench, 'blend');
+  const methods = j.rows.map((r: { case: { method: string } }) => r.case.method);
+  assert.equal(methods, ['full-recompute', 'full-reuse', 'epic', 'cacheblend', 'cacheblend', 'cacheblend', 'cacheblend']);
+  for (const r of j.rows.slice(1)) assert.ok(r.ratioToBaseline > 0 && r.baseline === 'full-recompute');
+});
+
 test('unknown commands and flags are errors with usage, not crashes', async () => {
   let s = io();
   assert.is(await main(['frobnicate'], s.x), 2);

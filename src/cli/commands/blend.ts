@@ -1,6 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeChunk, type ChunkKV } from '../../cacheblend/chunk.js';
 import { blendEval, DEFAULT_RATIOS, type BlendContext } from '../../cacheblend/eval.js';
+import { fuse } from '../../cacheblend/fusor.js';
+import type { PolicyName } from '../../cacheblend/policies.js';
+import { precomputeChunks } from '../../cacheblend/precompute.js';
+import { Model } from '../../model/model.js';
+import { PRESETS } from '../../model/presets.js';
+import { resolveDevice } from '../../runtime/device.js';
+import type { DType } from '../../runtime/dtype.js';
+import { synchronize } from '../../runtime/stream.js';
+import { benchJson, benchTable, median, type BenchRow } from '../bench-json.js';
 import { loadModel } from '../../model/load.js';
 import { PACKAGE_ROOT } from '../../runtime/addon.js';
 import { ArgumentError, FormatError } from '../../runtime/errors.js';
@@ -31,31 +41,99 @@ function fmt(x: number, d = 4): string {
   return Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(d) : x.toExponential(2);
 }
 
+/**
+ * TTFT of each method: from chunk KV at rest (on the device, or in host memory for the CPU tier) to
+ * the query's first-token logits on the host. Full recompute prefills every token instead.
+ */
+async function blendBench(values: Record<string, unknown>, io: Parameters<Command['run']>[2]): Promise<number> {
+  const v = values as Record<string, string | boolean | undefined>;
+  const device = resolveDevice(String(v.device));
+  const dtype = String(v.dtype) as DType;
+  const name = String(v.model);
+  const shape = PRESETS[name];
+  const model = shape ? Model.random(shape, { device, dtype, seed: 0 })
+    : (await loadModel(name, { searchPath: modelSearchPath(v.models as string | undefined, io), device, dtype })).model;
+  const nChunks = Number(v.chunks), chunkLen = Number(v['chunk-tokens']), q = Number(v['query-tokens']), reps = Number(v.reps);
+  const V = model.config.vocabSize;
+  const tok = (n: number, s: number) => Array.from({ length: n }, (_, i) => (s * 7919 + i * 104729) % (V - 3) + 3);
+  const prefix = [model.config.bosId];
+  const parts = Array.from({ length: nChunks }, (_, i) => tok(chunkLen, i + 1));
+  const query = tok(q, 99);
+  const rows: BenchRow[] = [];
+  try {
+    const onDevice = precomputeChunks(model, prefix, parts);
+    // The CPU tier: the same KV in (pinned when CUDA is there) host memory, copied in at request time.
+    const onHost = device.isCuda ? onDevice.map((c) => makeChunk(c.tokens, c.kv.to('cpu', { pinned: true }), c.positions, c.fingerprint)) : null;
+    const time = (fn: () => void) => {
+      for (let i = 0; i < 2; i++) fn();
+      const ts: number[] = [];
+      for (let i = 0; i < reps; i++) { synchronize(device); const t0 = performance.now(); fn(); synchronize(device); ts.push(performance.now() - t0); }
+      return median(ts);
+    };
+    const all = [...prefix, ...parts.flat(), ...query];
+    const full = time(() => { model.prefill(all, { logits: 'last' }).cache.dispose(); });
+    const base = { case: { model: name, dtype, chunks: nChunks, chunkTokens: chunkLen, queryTokens: q }, unit: 'ms', floor: null };
+    rows.push({ ...base, case: { ...base.case, method: 'full-recompute', tier: 'none' }, metric: 'ttft', value: full, baseline: null, ratioToBaseline: null });
+    const methods: [PolicyName, number | undefined][] = [['full-reuse', undefined], ['epic', 0.15],
+      ['cacheblend', 0.05], ['cacheblend', 0.1], ['cacheblend', 0.15], ['cacheblend', 0.2]];
+    const tiers: [string, ChunkKV[] | null][] = [['gpu', device.isCuda ? onDevice : null], [device.isCuda ? 'cpu' : 'memory', device.isCuda ? onHost : onDevice]];
+    for (const [tier, chunks] of tiers) {
+      if (!chunks) continue;
+      for (const [policy, ratio] of methods) {
+        const ms = time(() => {
+          const moved = tier === 'cpu' ? chunks.map((c) => makeChunk(c.tokens, c.kv.to(device), c.positions, c.fingerprint)) : chunks;
+          fuse(model, { prefix, chunks: moved, query, policy, ...(ratio === undefined ? {} : { ratio }), logits: 'last' }).cache.dispose();
+          if (moved !== chunks) for (const c of moved) c.dispose();
+        });
+        rows.push({ ...base, case: { ...base.case, method: policy, ratio: ratio ?? 0, tier }, metric: 'ttft', value: ms,
+          baseline: 'full-recompute', ratioToBaseline: ms / full });
+      }
+    }
+    for (const c of [...onDevice, ...(onHost ?? [])]) c.dispose();
+  } finally {
+    model.dispose();
+  }
+  const j = benchJson('blend', device, ['blend', 'bench', ...process.argv.slice(4)], rows);
+  io.out(v.json ? JSON.stringify(j, null, 2) : `${j.card}\n${benchTable(rows)}`);
+  return 0;
+}
+
 export const blendCommand: Command = {
   name: 'blend',
-  positionals: 'eval',
-  summary: 'CacheBlend evaluation: every reuse method at every recompute ratio vs full prefill (KL, perplexity, top-1).',
-  description: 'Contexts come from a versioned dataset (default datasets/stories260k-blend/v1.json): chunks\n' +
-    'prefilled on their own after the prefix, fused with each method, the continuation as the query.',
+  positionals: 'eval|bench',
+  summary: 'CacheBlend: `blend eval` (quality of every method at every ratio vs full prefill), `blend bench` (TTFT).',
+  description: 'eval: contexts from a versioned dataset (default datasets/stories260k-blend/v1.json): chunks\n' +
+    'prefilled on their own after the prefix, fused with each method, the continuation as the query.\n' +
+    'bench: TTFT of full recompute, full reuse, epic and cacheblend at 5-20% with the chunk KV on the device\n' +
+    'and in host memory (the CPU tier), benchmark JSON; defaults to a random Mistral-7B-shaped model on CUDA.',
   options: {
-    model: { type: 'string', value: 'NAME|PATH', help: 'model', default: 'stories260K' },
+    model: { type: 'string', value: 'NAME|PATH|PRESET', help: 'model (eval: default stories260K; bench: default the mistral-7b preset)' },
     models: { type: 'string', value: 'DIR', help: 'a folder to search for models first' },
     dataset: { type: 'string', value: 'FILE', help: 'contexts (JSON, see datasets/stories260k-blend/CARD.md)' },
     ratios: { type: 'string', value: 'R[,R...]', help: 'recompute ratios in [0, 1]', default: DEFAULT_RATIOS.join(',') },
     contexts: { type: 'string', value: 'N', help: 'use the first N contexts only' },
-    device: { type: 'string', value: 'cpu|cuda[:N]', help: 'device', default: 'cpu' },
-    json: { type: 'boolean', help: 'print {"rows": [...]} as JSON' },
+    device: { type: 'string', value: 'cpu|cuda[:N]', help: 'device (bench: default cuda)' },
+    dtype: { type: 'string', value: 'f32|f16|bf16', help: 'bench: model dtype', default: 'bf16' },
+    chunks: { type: 'string', value: 'N', help: 'bench: chunks', default: '6' },
+    'chunk-tokens': { type: 'string', value: 'N', help: 'bench: tokens per chunk', default: '512' },
+    'query-tokens': { type: 'string', value: 'N', help: 'bench: query tokens', default: '32' },
+    reps: { type: 'string', value: 'N', help: 'bench: timed repetitions', default: '5' },
+    json: { type: 'boolean', help: 'print JSON ({"rows": [...]} for eval, benchmark JSON for bench)' },
   },
   async run(values, pos, io) {
-    if (pos[0] !== 'eval') throw new ArgumentError(`kvlab blend: unknown subcommand '${pos[0] ?? ''}' (known: eval)`);
+    if (pos[0] === 'bench') {
+      return blendBench({ ...values, device: values.device ?? 'cuda', model: values.model ?? 'mistral-7b' }, io);
+    }
+    if (pos[0] !== 'eval') throw new ArgumentError(`kvlab blend: unknown subcommand '${pos[0] ?? ''}' (known: eval, bench)`);
     const path = str(values, 'dataset') ?? join(PACKAGE_ROOT, 'datasets', 'stories260k-blend', 'v1.json');
     const ds = readDataset(path);
     const ratios = str(values, 'ratios')!.split(',').map(Number);
     for (const r of ratios) if (!(r >= 0 && r <= 1)) throw new ArgumentError(`--ratios: ${r} is outside [0, 1]`);
     const limit = num(values, 'contexts', 'blend');
     const contexts = limit ? ds.contexts.slice(0, limit) : ds.contexts;
-    const { model } = await loadModel(str(values, 'model')!, {
-      searchPath: modelSearchPath(str(values, 'models'), io), device: str(values, 'device') as never,
+    const modelName = str(values, 'model') ?? 'stories260K';
+    const { model } = await loadModel(modelName, {
+      searchPath: modelSearchPath(str(values, 'models'), io), device: (str(values, 'device') ?? 'cpu') as never,
     });
     try {
       const rows = blendEval(model, ds.prefix, contexts, {
@@ -63,7 +141,7 @@ export const blendCommand: Command = {
         onProgress: values.json ? undefined : (d, t) => io.err(`  context ${d}/${t}`),
       });
       if (values.json) {
-        io.out(JSON.stringify({ dataset: `${ds.name} v${ds.version}`, model: str(values, 'model'), device: model.device.toString(), rows }, null, 1));
+        io.out(JSON.stringify({ dataset: `${ds.name} v${ds.version}`, model: modelName, device: model.device.toString(), rows }, null, 1));
       } else {
         io.out(`${ds.name} v${ds.version}, ${contexts.length} contexts, ${model.device}`);
         io.out('method               ratio  compute  KL        ppl%     top1   attnDev');
