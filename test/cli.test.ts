@@ -95,7 +95,7 @@ test('blend eval on stories260K: rows for every method, ratio 1.0 equals full pr
 
 test('blend bench on the CPU: TTFT rows for every method against full recompute (benchmark JSON)', async () => {
   const { x, out } = io();
-  assert.is(await main(['blend', 'bench', '--model', 'stories260K', '--device', 'cpu', '--dtype', 'f32', '--chunks', '3',
+  assert.is(await main(['bench', 'blend', '--model', 'stories260K', '--device', 'cpu', '--dtype', 'f32', '--chunks', '3',
     '--chunk-tokens', '40', '--query-tokens', '8', '--reps', '1', '--json'], x), 0);
   const j = JSON.parse(out.join(''));
   assert.is(j.bench, 'blend');

@@ -48,7 +48,7 @@ function configFromJson(path: string): ModelConfig {
 export const benchCommand: Command = {
   name: 'bench',
   positionals: 'prefill',
-  summary: 'Benchmarks with JSON output: `bench prefill` times prefill at several lengths and batch-1 decode.',
+  summary: 'Benchmarks with JSON output: `bench prefill` (prefill and batch-1 decode), `bench blend` (= `blend bench`).',
   description: 'The model is a name/path, a preset (mistral-7b) or a Hugging Face config.json; presets and configs are\n' +
     'random-initialised on the device, so no weight files are needed.\n' +
     'Times are medians of --reps runs after 2 warm-ups, with the device synchronised; the floor is FLOPs\n' +
