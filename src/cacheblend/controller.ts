@@ -8,7 +8,7 @@
  */
 import type { Model } from '../model/model.js';
 import { ArgumentError } from '../runtime/errors.js';
-import { synchronize } from '../runtime/stream.js';
+import { medianTimeMs } from '../runtime/timing.js';
 
 export interface RecomputeProfile {
   /** Seconds per layer spent whatever the ratio (the query tokens, launches). */
@@ -92,16 +92,8 @@ export function profileRecompute(model: Model, o: { contextTokens: number; query
       const slots = Array.from({ length: m + q }, (_, i) => N - m + i);
       const x = model.embed(slots.map((s) => tokens[s]!));
       const batch = model.batch(slots.map((s) => cache.positions[s]!), slots);
-      const times: number[] = [];
-      for (let r = 0; r < reps + 1; r++) {
-        synchronize(model.device);
-        const t0 = performance.now();
-        model.layer(0, x, batch, cache);
-        synchronize(model.device);
-        if (r > 0) times.push((performance.now() - t0) / 1000);  // the first run warms up
-      }
-      times.sort((a, b) => a - b);
-      points.push({ tokens: m, seconds: times[Math.floor(times.length / 2)]! });
+      const ms = medianTimeMs(() => model.layer(0, x, batch, cache), model.device, reps, 1);  // one warm-up run
+      points.push({ tokens: m, seconds: ms / 1000 });
       batch.dispose();
       x.dispose();
     }

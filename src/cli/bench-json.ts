@@ -4,6 +4,8 @@ import { cudaStatus } from '../runtime/device.js';
 import type { Device } from '../runtime/device.js';
 import { VERSION } from '../version.js';
 
+export { median } from '../runtime/timing.js';
+
 export interface BenchRow {
   case: Record<string, unknown>;
   metric: string;
@@ -39,10 +41,6 @@ export function benchJson(bench: string, device: Device, argv: string[], rows: B
   return { bench, card: cardName(device), command: ['kvlab', ...argv].join(' '), date: new Date().toISOString(), versions, rows };
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** A short fixed-width table of rows for the terminal. */
 export function benchTable(rows: BenchRow[]): string {

@@ -124,7 +124,7 @@ export function add(a: Tensor, b: Tensor, out: Tensor, stream?: Stream): void {
   native(() => addon().add(a.nativeHandle, b.nativeHandle, out.nativeHandle, DTYPE_IDS[a.dtype], a.numel, s(stream)));
 }
 
-function rowBytes(op: string, t: Tensor): number {
+function rowBytes(t: Tensor): number {
   const rows = t.shape[0] ?? 0;
   return rows === 0 ? 0 : (t.numel / rows) * DTYPE_BYTES[t.dtype];
 }
@@ -134,8 +134,8 @@ export function gatherRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Strea
   i32('gatherRows', 'idx', idx, dst.shape[0] ?? 0);
   sameDtype('gatherRows', src, dst);
   sameDevice('gatherRows', src, idx, dst);
-  const w = rowBytes('gatherRows', src);
-  if (rowBytes('gatherRows', dst) !== w && idx.numel > 0) throw new ShapeError(`gatherRows: rows of ${src.describe()} and ${dst.describe()} differ`);
+  const w = rowBytes(src);
+  if (rowBytes(dst) !== w && idx.numel > 0) throw new ShapeError(`gatherRows: rows of ${src.describe()} and ${dst.describe()} differ`);
   native(() => addon().gatherRows(src.nativeHandle, src.shape[0] ?? 0, idx.nativeHandle, dst.nativeHandle, idx.numel, w, s(stream)));
 }
 
@@ -144,8 +144,8 @@ export function scatterRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Stre
   i32('scatterRows', 'idx', idx, src.shape[0] ?? 0);
   sameDtype('scatterRows', src, dst);
   sameDevice('scatterRows', src, idx, dst);
-  const w = rowBytes('scatterRows', dst);
-  if (rowBytes('scatterRows', src) !== w && idx.numel > 0) throw new ShapeError(`scatterRows: rows of ${src.describe()} and ${dst.describe()} differ`);
+  const w = rowBytes(dst);
+  if (rowBytes(src) !== w && idx.numel > 0) throw new ShapeError(`scatterRows: rows of ${src.describe()} and ${dst.describe()} differ`);
   native(() => addon().scatterRows(src.nativeHandle, idx.nativeHandle, dst.nativeHandle, dst.shape[0] ?? 0, idx.numel, w, s(stream)));
 }
 

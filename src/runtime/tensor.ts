@@ -12,7 +12,7 @@
 import { addon, type StorageHandle } from './addon.js';
 import { Device, checkDevice, type DeviceSpec } from './device.js';
 import {
-  DTYPE_BYTES, DTYPE_IDS, checkDType, dtypeOfArray, isFloatDType, typedView,
+  DTYPE_BYTES, DTYPE_IDS, checkDType, dtypeOfArray, typedView,
   type AnyTypedArray, type DType, type TypedArrayOf,
 } from './dtype.js';
 import { ArgumentError, DTypeError, DeviceError, DisposedError, ShapeError, native, nativeAsync } from './errors.js';
@@ -293,7 +293,3 @@ export class Tensor {
   }
 }
 
-/** True when `t` holds floating-point values. */
-export function isFloatTensor(t: Tensor): boolean {
-  return isFloatDType(t.dtype);
-}

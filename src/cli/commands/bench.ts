@@ -4,28 +4,16 @@ import { hfConfig } from '../../model/hf.js';
 import { loadModel } from '../../model/load.js';
 import { Model } from '../../model/model.js';
 import { PRESETS, nonEmbeddingParams, prefillFlops } from '../../model/presets.js';
-import { resolveDevice } from '../../runtime/device.js';
+import { cudaStatus, resolveDevice } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import { ArgumentError } from '../../runtime/errors.js';
 import * as ops from '../../runtime/ops.js';
 import { synchronize } from '../../runtime/stream.js';
+import { medianTimeMs } from '../../runtime/timing.js';
 import { Tensor } from '../../runtime/tensor.js';
-import { benchJson, benchTable, median, type BenchRow } from '../bench-json.js';
+import { benchJson, benchTable, type BenchRow } from '../bench-json.js';
 import { num, str, type Command } from '../command.js';
 import { modelSearchPath } from '../search-path.js';
-
-function timeMs(fn: () => void, device: ReturnType<typeof resolveDevice>, reps: number, warm: number): number {
-  for (let i = 0; i < warm; i++) fn();
-  synchronize(device);
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    synchronize(device);
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
 
 /** The device's dense GEMM rate through kvlab's matmul (cuBLAS on CUDA), n^3 in `dtype`. */
 function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: number): number {
@@ -34,7 +22,7 @@ function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: n
   const c = Tensor.empty([n, n], { dtype, device });
   ops.fillUniform(a, 1, -1, 1);
   ops.fillUniform(b, 2, -1, 1);
-  const ms = timeMs(() => ops.matmul(a, b, null, c), device, 10, 3);
+  const ms = medianTimeMs(() => ops.matmul(a, b, null, c), device, 10, 3);
   for (const t of [a, b, c]) t.dispose();
   return (2 * n ** 3) / (ms * 1e9);
 }
@@ -87,7 +75,7 @@ export const benchCommand: Command = {
         const rnd = Math.imul(seed++, 2654435761) >>> 0;
         const toks = Array.from({ length: T }, (_, i) => (rnd + i * 7919) % c.vocabSize);
         const cache = model.newCache(T);
-        const ms = timeMs(() => { cache.truncate(0); model.prefill(toks, { past: cache }); }, device, reps, 2);
+        const ms = medianTimeMs(() => { cache.truncate(0); model.prefill(toks, { past: cache }); }, device, reps, 2);
         cache.dispose();
         const floorMs = gemm ? prefillFlops(c, T) / (gemm * 1e9) : null;
         rows.push({ case: { model: name, tokens: T, dtype, params: nonEmbeddingParams(c) }, metric: 'prefill', value: ms, unit: 'ms',
@@ -108,7 +96,7 @@ export const benchCommand: Command = {
         const tokS = dt / ((performance.now() - t0) / 1000);
         cache.dispose();
         // Floor: every weight byte read once per token at the card's peak bandwidth.
-        const bw = device.isCuda ? (await import('../../runtime/device.js')).cudaStatus().devices[device.index]!.peakBandwidthGBs : null;
+        const bw = device.isCuda ? cudaStatus().devices[device.index]!.peakBandwidthGBs : null;
         const weightBytes = (nonEmbeddingParams(c) + c.dim) * (dtype === 'f32' ? 4 : 2);
         const floorTokS = bw ? (bw * 1e9) / weightBytes : null;
         rows.push({ case: { model: name, prompt: dp, steps: dt, dtype }, metric: 'decode', value: tokS, unit: 'tokens/s',

@@ -9,8 +9,8 @@ import { Model } from '../../model/model.js';
 import { PRESETS } from '../../model/presets.js';
 import { resolveDevice } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
-import { synchronize } from '../../runtime/stream.js';
-import { benchJson, benchTable, median, type BenchRow } from '../bench-json.js';
+import { medianTimeMs } from '../../runtime/timing.js';
+import { benchJson, benchTable, type BenchRow } from '../bench-json.js';
 import { loadModel } from '../../model/load.js';
 import { PACKAGE_ROOT } from '../../runtime/addon.js';
 import { ArgumentError, FormatError } from '../../runtime/errors.js';
@@ -64,12 +64,7 @@ async function blendBench(values: Record<string, unknown>, io: Parameters<Comman
     const onDevice = precomputeChunks(model, prefix, parts);
     // The CPU tier: the same KV in (pinned when CUDA is there) host memory, copied in at request time.
     const onHost = device.isCuda ? onDevice.map((c) => makeChunk(c.tokens, c.kv.to('cpu', { pinned: true }), c.positions, c.fingerprint)) : null;
-    const time = (fn: () => void) => {
-      for (let i = 0; i < 2; i++) fn();
-      const ts: number[] = [];
-      for (let i = 0; i < reps; i++) { synchronize(device); const t0 = performance.now(); fn(); synchronize(device); ts.push(performance.now() - t0); }
-      return median(ts);
-    };
+    const time = (fn: () => void) => medianTimeMs(fn, device, reps, 2);
     const all = [...prefix, ...parts.flat(), ...query];
     const full = time(() => { model.prefill(all, { logits: 'last' }).cache.dispose(); });
     const base = { case: { model: name, dtype, chunks: nChunks, chunkTokens: chunkLen, queryTokens: q }, unit: 'ms', floor: null };
