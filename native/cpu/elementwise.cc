@@ -30,7 +30,7 @@ void gather_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_
 }
 
 void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width) {
-  // Sequential: with repeated indices the last row wins, as on the GPU's ordered path.
+  // Sequential; indices are distinct (the binding rejects repeats, whose winner the GPU leaves unspecified).
   for (size_t i = 0; i < n; ++i)
     std::memcpy(static_cast<char*>(dst) + static_cast<size_t>(idx[i]) * width,
                 static_cast<const char*>(src) + i * width, width);
