@@ -6,7 +6,7 @@
 import type { Model } from '../model/model.js';
 import { ArgumentError, DTypeError, ShapeError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
-import { modelFingerprint } from './fingerprint.js';
+import { modelFingerprint } from '../model/fingerprint.js';
 
 export interface ChunkKV {
   /** The chunk's token ids (the prefix excluded). */

@@ -1,5 +1,5 @@
 export { checkChunk, type ChunkKV } from './chunk.js';
-export { modelFingerprint } from './fingerprint.js';
+export { modelFingerprint } from '../model/fingerprint.js';
 export { buildReusedCache, fuse, fusedLayout, trueDeviation, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
 export { attentionDeviation, meanKL, neighbourSpearman, reuseDeviation, spearman, type ReuseDeviation } from './instrument.js';
 export { POLICY_NAMES, checkRatio, gradualSchedule, makePolicy, topK, type DeviationKind, type PolicyContext,

@@ -9,7 +9,7 @@
 import type { Model } from '../model/model.js';
 import { ArgumentError } from '../runtime/errors.js';
 import { makeChunk, type ChunkKV } from './chunk.js';
-import { modelFingerprint } from './fingerprint.js';
+import { modelFingerprint } from '../model/fingerprint.js';
 
 export function precomputeChunk(model: Model, prefixTokens: ArrayLike<number>, chunkTokens: ArrayLike<number>): ChunkKV {
   const [c] = precomputeChunks(model, prefixTokens, [chunkTokens]);

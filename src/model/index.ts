@@ -14,3 +14,4 @@ export { ropeInvFreq } from './rope.js';
 export { loadSafetensors, openSafetensors } from './safetensors.js';
 export type { Tokenizer } from './tokenizer.js';
 export type { ModelWeights, WeightTensor } from './weights.js';
+export { modelFingerprint } from './fingerprint.js';

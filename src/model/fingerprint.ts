@@ -9,7 +9,7 @@
  * pairing convention (DESIGN.md: stored K is rotated in halves (i, i + d/2)).
  */
 import { createHash } from 'node:crypto';
-import type { ModelConfig } from '../model/config.js';
+import type { ModelConfig } from './config.js';
 
 export function modelFingerprint(config: ModelConfig): string {
   const c = config;
