@@ -36,8 +36,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     io.out(VERSION);
     return 0;
   }
-  // `kvlab bench blend` is the issue tracker's name for `kvlab blend bench`: one implementation.
-  if (name === 'bench' && rest[0] === 'blend') return main(['blend', 'bench', ...rest.slice(1)], io);
+  // `kvlab bench X` is the same command as `kvlab X bench` for every module with its own command
+  // (blend, codec, store): one implementation, two spellings.
+  const sub = rest[0];
+  if (name === 'bench' && sub !== undefined && sub !== 'prefill' && COMMANDS.some((c) => c.name === sub))
+    return main([sub, 'bench', ...rest.slice(1)], io);
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) {
     io.err(`kvlab: unknown command '${name}'\n\n${topHelp()}`);
