@@ -100,8 +100,11 @@ test('blend bench on the CPU: TTFT rows for every method against full recompute 
   const j = JSON.parse(out.join(''));
   assert.is(j.bench, 'blend');
   const methods = j.rows.map((r: { case: { method: string } }) => r.case.method);
-  assert.equal(methods, ['full-recompute', 'full-reuse', 'epic', 'cacheblend', 'cacheblend', 'cacheblend', 'cacheblend']);
+  assert.equal(methods, ['full-recompute', 'full-reuse', 'epic', 'epic', 'cacheblend', 'cacheblend', 'cacheblend', 'cacheblend']);
   for (const r of j.rows.slice(1)) assert.ok(r.ratioToBaseline > 0 && r.baseline === 'full-recompute');
+  // The second epic row runs at cacheblend-15%'s compute fraction (the equal-compute comparison).
+  const cb15 = j.rows.find((r: { case: { method: string; ratio: number } }) => r.case.method === 'cacheblend' && r.case.ratio === 0.15);
+  assert.ok(Math.abs(j.rows[3].case.computeFraction - cb15.case.computeFraction) < 0.05, JSON.stringify(j.rows[3].case));
 });
 
 test('unknown commands and flags are errors with usage, not crashes', async () => {

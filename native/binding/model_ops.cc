@@ -169,6 +169,29 @@ Napi::Value binary(const Napi::CallbackInfo& info) {
   });
 }
 
+// rowSqDiff(a, b, out, dtype, n, w, accumulate, stream?): out[r] (+)= sum_c (a[r, c] - b[r, c])^2; out is f32 [n]
+Napi::Value row_sq_diff(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const char* fn = "rowSqDiff";
+    DType t = arg_dtype(info, 3, fn, "dtype");
+    size_t n = arg_size(info, 4, fn, "n"), w = arg_size(info, 5, fn, "w");
+    bool accumulate = arg_bool(info, 6, fn, "accumulate");
+    size_t bytes = mul(fn, {n, w, dtype_size(t)});
+    Buf a = arg_buf(info, 0, fn, "a", bytes), b = arg_buf(info, 1, fn, "b", bytes);
+    Buf out = arg_buf(info, 2, fn, "out", mul(fn, {n, 4}));
+    StreamHandle* st = arg_stream_or_null(info, 7, fn);
+    int dev = common_device(fn, {&a, &b, &out}, st);
+    if (dev == kHost) {
+      require_cpu_f32(fn, t);
+      cpu::row_sq_diff(a.ptr<float>(), b.ptr<float>(), out.ptr<float>(), n, w, accumulate);
+    } else {
+      require_float(fn, t);
+      cuda::row_sq_diff(dev, a.ptr(), b.ptr(), out.ptr<float>(), t, n, w, accumulate, stream_of(st));
+    }
+    return info.Env().Undefined();
+  });
+}
+
 // gatherRows(src, srcRows, idx, dst, n, widthBytes, stream?): dst[i] = src[idx[i]]
 // scatterRows(src, idx, dst, dstRows, n, widthBytes, stream?): dst[idx[i]] = src[i] (indices unique)
 Napi::Value gather_rows(const Napi::CallbackInfo& info) {
@@ -242,6 +265,7 @@ void export_model_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, attention, "attention"));
   exports.Set("swiglu", Napi::Function::New(env, binary<true>, "swiglu"));
   exports.Set("add", Napi::Function::New(env, binary<false>, "add"));
+  exports.Set("rowSqDiff", Napi::Function::New(env, row_sq_diff, "rowSqDiff"));
   exports.Set("gatherRows", Napi::Function::New(env, gather_rows, "gatherRows"));
   exports.Set("scatterRows", Napi::Function::New(env, scatter_rows, "scatterRows"));
   exports.Set("sample", Napi::Function::New(env, sample, "sample"));

@@ -29,6 +29,19 @@ void gather_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_
   });
 }
 
+void row_sq_diff(const float* a, const float* b, float* out, size_t n, size_t w, bool accumulate) {
+  parallel_for(n, 16, [&](size_t s, size_t e) {
+    for (size_t r = s; r < e; ++r) {
+      float sum = 0.0f;
+      for (size_t c = 0; c < w; ++c) {
+        const float d = a[r * w + c] - b[r * w + c];
+        sum += d * d;
+      }
+      out[r] = accumulate ? out[r] + sum : sum;
+    }
+  });
+}
+
 void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width) {
   // Sequential; indices are distinct (the binding rejects repeats, whose winner the GPU leaves unspecified).
   for (size_t i = 0; i < n; ++i)

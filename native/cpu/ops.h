@@ -40,6 +40,9 @@ void add(const float* a, const float* b, float* out, size_t n);
 void gather_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes);
 void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes);
 
+// CacheBlend's KV deviation: out[r] (+)= sum_c (a[r, c] - b[r, c])^2 over rows r < n of width w.
+void row_sq_diff(const float* a, const float* b, float* out, size_t n, size_t w, bool accumulate);
+
 // Picks a token from logits[vocab]. temperature <= 0: the first index of the maximum (greedy).
 // Otherwise p = softmax(logits / temperature); with top_p < 1 the kept set is {j : p_j >= t} for the
 // largest t whose kept mass is >= top_p (ties at t all kept); then the first kept index j (in index

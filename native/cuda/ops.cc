@@ -17,6 +17,7 @@
 #include <string>
 
 #include "../../kernels/add.cuh"
+#include "../../kernels/deviation.cuh"
 #include "../../kernels/attention.cuh"
 #include "../../kernels/embedding.cuh"
 #include "../../kernels/gemv.cuh"
@@ -256,6 +257,13 @@ void add(int device, const void* a, const void* b, void* out, DType type, size_t
   require_float(type, "add");
   set_device(device);
   check_kernel(kvk::add(a, b, out, static_cast<int>(type), n, as_stream(s)), "add");
+}
+
+void row_sq_diff(int device, const void* a, const void* b, float* out, DType type, size_t n, size_t w, bool accumulate,
+                 Stream s) {
+  require_float(type, "row_sq_diff");
+  set_device(device);
+  check_kernel(kvk::row_sq_diff(a, b, out, static_cast<int>(type), n, w, accumulate, as_stream(s)), "row_sq_diff");
 }
 
 void gather_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,

@@ -36,6 +36,8 @@ void swiglu(int device, const void* gate, const void* up, void* out, DType type,
 
 void add(int device, const void* a, const void* b, void* out, DType type, size_t n, Stream s);
 
+void row_sq_diff(int device, const void* a, const void* b, float* out, DType type, size_t n, size_t w, bool accumulate,
+                 Stream s);
 void gather_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,
                  Stream s);
 void scatter_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,

@@ -45,6 +45,7 @@ void attention(int, const void*, const void*, const void*, DType, const int32_t*
                size_t, size_t, size_t, float, Stream) { unavailable(); }
 void swiglu(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
 void add(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
+void row_sq_diff(int, const void*, const void*, float*, DType, size_t, size_t, bool, Stream) { unavailable(); }
 void gather_rows(int, const void*, const int32_t*, void*, size_t, size_t, Stream) { unavailable(); }
 void scatter_rows(int, const void*, const int32_t*, void*, size_t, size_t, Stream) { unavailable(); }
 void sample(int, const float*, size_t, float, float, float, int32_t*, Stream) { unavailable(); }

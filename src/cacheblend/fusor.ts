@@ -7,11 +7,8 @@
  *   1. the prefix, prefilled once (exact: it attends only to itself);
  *   2. each chunk's KV re-positioned (K rotated by the position difference) and appended;
  *   3. slots for the query.
- * Then every layer runs (Model.layer) on the query tokens (always) plus the policy's context tokens
- * at their absolute positions: their fresh K/V overwrite the reused ones in their slots and they
- * attend over every slot at a position <= theirs. Hidden states: x = embed(tokens) on layer 0, and
- * each layer's output rows of the tokens still selected feed the next (rows gathered as the set
- * shrinks; a plan that grows the set is rejected, see policies.ts).
+ * Then every layer runs selective recompute (selective.ts) on the query tokens plus the policy's
+ * context tokens. `fusePipelined` (pipeline.ts) does the same with chunk KV arriving layer by layer.
  *
  * @example
  *   const chunks = precomputeChunks(model, [bos], docs);
@@ -20,13 +17,13 @@
  */
 import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
-import { ArgumentError, InternalError } from '../runtime/errors.js';
-import * as ops from '../runtime/ops.js';
-import { Tensor } from '../runtime/tensor.js';
+import { ArgumentError } from '../runtime/errors.js';
 import { checkChunk, type ChunkKV } from './chunk.js';
-import { checkRatio, makePolicy, type DeviationKind, type PolicyContext, type PolicyName, type PolicyOptions,
+import { rowDeviation, snapshotRows } from './deviation.js';
+import { checkRatio, makePolicy, type DeviationKind, type PolicyContext, type PolicyOptions, type PolicyName,
   type SelectionPolicy } from './policies.js';
 import { repositionChunk } from './reposition.js';
+import { SelectiveRecompute } from './selective.js';
 
 export interface FuseRequest extends PolicyOptions {
   /** Tokens prefilled exactly at the start (e.g. [BOS]); the chunks were precomputed after the same. */
@@ -79,7 +76,13 @@ export interface FuseResult {
 export function fusedLayout(model: Model, prefix: ArrayLike<number>, chunks: readonly ChunkKV[], queryLength: number): FusedLayout {
   if (chunks.length === 0) throw new ArgumentError('fuse needs at least one chunk');
   chunks.forEach((c, i) => checkChunk(model, c, `chunk ${i}`));
-  const chunkLengths = chunks.map((c) => c.tokens.length);
+  return layoutOf(model, prefix, chunks.map((c) => c.tokens), queryLength);
+}
+
+/** The layout of prefix + chunks (by their tokens) + a query of `queryLength`, checked against the context. */
+export function layoutOf(model: Model, prefix: ArrayLike<number>, chunkTokens: readonly Int32Array[], queryLength: number): FusedLayout {
+  if (chunkTokens.length === 0) throw new ArgumentError('fuse needs at least one chunk');
+  const chunkLengths = chunkTokens.map((t) => t.length);
   const chunkStarts: number[] = [];
   let n = 0;
   for (const l of chunkLengths) { chunkStarts.push(n); n += l; }
@@ -88,7 +91,7 @@ export function fusedLayout(model: Model, prefix: ArrayLike<number>, chunks: rea
     throw new ArgumentError(`prefix (${prefix.length}) + chunks (${n}) + query (${queryLength}) = ${total} tokens exceed the model's context of ${model.config.maxSeqLen} tokens`);
   const tokens = new Int32Array(prefix.length + n);
   tokens.set(Int32Array.from(prefix), 0);
-  chunks.forEach((c, i) => tokens.set(c.tokens, prefix.length + chunkStarts[i]!));
+  chunkTokens.forEach((t, i) => tokens.set(t, prefix.length + chunkStarts[i]!));
   return { prefixLength: prefix.length, contextLength: n, chunkStarts, chunkLengths, queryLength, tokens };
 }
 
@@ -119,143 +122,80 @@ export function buildReusedCache(model: Model, prefix: ArrayLike<number>, chunks
 export function fuse(model: Model, req: FuseRequest): FuseResult {
   const query = Int32Array.from(req.query);
   if (query.length === 0) throw new ArgumentError('fuse needs at least one query token');
-  if (req.ratio !== undefined) checkRatio(req.ratio, 'ratio');
-  const policy = typeof req.policy === 'string' ? makePolicy(req.policy, req) : req.policy;
+  const policy = resolvePolicy(req);
   const lay = fusedLayout(model, req.prefix, req.chunks, query.length);
-  const L = model.config.nLayers;
-  const P = lay.prefixLength, N = lay.contextLength, Q = query.length;
-  const allTokens = new Int32Array(P + N + Q);
-  allTokens.set(lay.tokens);
-  allTokens.set(query, P + N);
-  const layout: FusedLayout = { ...lay, tokens: allTokens };
-
-  const cache = buildReusedCache(model, req.prefix, req.chunks, lay, Q);
-  let x: Tensor | null = null;
+  const cache = buildReusedCache(model, req.prefix, req.chunks, lay, query.length);
   try {
-    const querySlots = cache.append(Int32Array.from({ length: Q }, (_, i) => P + N + i));
-    const ctx: PolicyContext = { nLayers: L, nContext: N, chunkStarts: lay.chunkStarts, chunkLengths: lay.chunkLengths };
+    const ctx = policyContext(model, lay);
     if (policy.needsReference) ctx.trueDeviation = trueDeviation(model, cache, lay);
-    const plan = policy.plan(ctx);
+    return runSelective(model, cache, lay, query, policy, ctx, req, (run) => {
+      for (let l = 0; l < model.config.nLayers; l++) run.step(l);
+    });
+  } catch (e) {
+    cache.dispose();
+    throw e;
+  }
+}
 
-    const selected: Int32Array[] = [];
-    const deviations: (Float64Array | null)[] = [];
-    let sel: Int32Array = Int32Array.from({ length: N }, (_, i) => i);
-    let dev: Float64Array | null = null;
-    for (let l = 0; l < L; l++) {
-      const next = plan.select(l, sel, dev);
-      const keep = subsetRows(next, sel, l, policy.name);
-      if (l === 0) {
-        x = model.embed([...Array.from(next, (i) => allTokens[P + i]!), ...query]);
-      } else if (next.length !== sel.length) {
-        x = gatherInto(model, x!, [...keep, ...Array.from({ length: Q }, (_, q) => sel.length + q)]);
-      }
-      sel = next;
-      selected.push(sel);
-      const slots = [...Array.from(sel, (i) => P + i), ...querySlots];
-      const batch = model.batch(slots.map((s) => cache.positions[s]!), slots);
-      const kind = sel.length > 0 ? plan.measureAt(l) : null;
-      const before = kind ? readRows(cache, l, kind, sel, P) : null;
-      try {
-        model.layer(l, x!, batch, cache);
-      } finally {
-        batch.dispose();
-      }
-      dev = kind && before ? deviation(before, readRows(cache, l, kind, sel, P), sel.length) : null;
-      deviations.push(dev);
-    }
+/** The request's policy object (a name is configured by the request's PolicyOptions fields). */
+export function resolvePolicy(req: Pick<FuseRequest, 'policy' | keyof PolicyOptions>): SelectionPolicy {
+  if (req.ratio !== undefined) checkRatio(req.ratio, 'ratio');
+  return typeof req.policy === 'string' ? makePolicy(req.policy, req) : req.policy;
+}
 
-    const qRows = x!.rows(sel.length + (req.logits === 'last' ? Q - 1 : 0), sel.length + Q);
+export function policyContext(model: Model, lay: FusedLayout): PolicyContext {
+  return { nLayers: model.config.nLayers, nContext: lay.contextLength, chunkStarts: lay.chunkStarts, chunkLengths: lay.chunkLengths };
+}
+
+/**
+ * Appends the query's slots to `cache` (which holds prefix + context slots), runs `layers` (which
+ * calls run.step(l) for every layer in order, with layer l's context KV in the cache by then) and
+ * reads the query's logits. The cache is returned in the result (or disposed by the caller on error).
+ */
+export function runSelective(model: Model, cache: KVCache, lay: FusedLayout, query: Int32Array, policy: SelectionPolicy,
+  ctx: PolicyContext, req: Pick<FuseRequest, 'logits' | 'keepHidden'>, layers: (run: SelectiveRecompute) => void): FuseResult;
+export function runSelective(model: Model, cache: KVCache, lay: FusedLayout, query: Int32Array, policy: SelectionPolicy,
+  ctx: PolicyContext, req: Pick<FuseRequest, 'logits' | 'keepHidden'>, layers: (run: SelectiveRecompute) => Promise<void>): Promise<FuseResult>;
+export function runSelective(model: Model, cache: KVCache, lay: FusedLayout, query: Int32Array, policy: SelectionPolicy,
+  ctx: PolicyContext, req: Pick<FuseRequest, 'logits' | 'keepHidden'>,
+  layers: (run: SelectiveRecompute) => void | Promise<void>): FuseResult | Promise<FuseResult> {
+  const P = lay.prefixLength, N = lay.contextLength, Q = query.length;
+  const tokens = new Int32Array(P + N + Q);
+  tokens.set(lay.tokens);
+  tokens.set(query, P + N);
+  const layout: FusedLayout = { ...lay, tokens };
+  const querySlots = cache.append(Int32Array.from({ length: Q }, (_, i) => P + N + i));
+  const run = new SelectiveRecompute(model, cache, tokens, P, N, querySlots, policy, ctx);
+  const finish = (): FuseResult => {
+    const rows = run.queryRows(req.logits === 'last' ? 'last' : 'all');
     let logits: Float32Array, queryHidden: Float32Array | undefined;
     try {
-      const t = model.head(qRows);
+      const t = model.head(rows);
       logits = t.toTypedArray() as Float32Array;
       t.dispose();
       if (req.keepHidden) {
-        const h = x!.rows(sel.length, sel.length + Q);
+        const h = run.queryRows('all');
         queryHidden = h.toFloat32();
         h.dispose();
       }
     } finally {
-      qRows.dispose();
+      rows.dispose();
     }
-    const counts = selected.map((s) => s.length);
-    const after = Math.max(-1, ...plan.checkLayers);
-    const tail = counts.slice(after + 1);
-    const ratio = N === 0 || tail.length === 0 ? 0 : tail.reduce((a, b) => a + b, 0) / (tail.length * N);
-    const computeFraction = N === 0 ? 0 : counts.reduce((a, b) => a + b, 0) / (L * N);
-    return {
-      policy: policy.name, logits, cache, ratio, computeFraction, selected, schedule: counts.map((c) => (N ? c / N : 0)),
-      checkLayers: [...plan.checkLayers], deviations, layout, ...(queryHidden ? { queryHidden } : {}),
-    };
-  } catch (e) {
-    cache.dispose();
-    throw e;
-  } finally {
-    x?.dispose();
-  }
-}
-
-/** Row of each `next` token in `prev` (both ascending); throws if `next` is not a subset. */
-function subsetRows(next: Int32Array, prev: Int32Array, l: number, name: string): number[] {
-  const rows: number[] = [];
-  let j = 0;
-  for (let i = 0; i < next.length; i++) {
-    while (j < prev.length && prev[j]! < next[i]!) j++;
-    if (j === prev.length || prev[j] !== next[i] || (i > 0 && next[i]! <= next[i - 1]!))
-      throw new InternalError(`policy ${name} selected context token ${next[i]} on layer ${l}, which is not among the previous layer's selection (a token's hidden state exists only while it stays selected) or not ascending`);
-    rows.push(j);
-  }
-  return rows;
-}
-
-/** A new tensor with the given rows of `x` (disposes x). */
-function gatherInto(model: Model, x: Tensor, rows: number[]): Tensor {
-  const idx = Tensor.fromTypedArray(Int32Array.from(rows), undefined, { device: model.device });
-  const out = Tensor.empty([rows.length, model.config.dim], { dtype: x.dtype, device: x.device });
+    return { policy: policy.name, logits, cache, ...run.outcome(), layout, ...(queryHidden ? { queryHidden } : {}) };
+  };
+  let pending: void | Promise<void>;
   try {
-    ops.gatherRows(x, idx, out);
+    pending = layers(run);
   } catch (e) {
-    out.dispose();
+    run.dispose();
     throw e;
-  } finally {
-    idx.dispose();
-    x.dispose();
   }
-  return out;
-}
-
-/** Host f32 copies of layer l's K and/or V rows of context tokens `sel` (slots P + i). */
-function readRows(cache: KVCache, l: number, kind: DeviationKind, sel: Int32Array, P: number): Float32Array[] {
-  const parts = kind === 'kv' ? [0, 1] as const : kind === 'k' ? [0] as const : [1] as const;
-  const idx = Tensor.fromTypedArray(Int32Array.from(sel, (i) => P + i), undefined, { device: cache.device });
+  if (pending instanceof Promise) return pending.then(finish).finally(() => run.dispose());
   try {
-    return parts.map((p) => {
-      const out = Tensor.empty([sel.length, cache.layout.nKvHeads, cache.layout.headDim], { dtype: cache.dtype, device: cache.device });
-      try {
-        ops.gatherRows(cache.slab(l, p), idx, out);
-        return out.toFloat32();
-      } finally {
-        out.dispose();
-      }
-    });
+    return finish();
   } finally {
-    idx.dispose();
+    run.dispose();
   }
-}
-
-/** Per token: sum of squared differences over its row (and over K and V for 'kv'). */
-function deviation(before: Float32Array[], after: Float32Array[], n: number): Float64Array {
-  const out = new Float64Array(n);
-  before.forEach((b, p) => {
-    const a = after[p]!;
-    const w = b.length / Math.max(n, 1);
-    for (let t = 0; t < n; t++) {
-      let s = 0;
-      for (let j = t * w; j < (t + 1) * w; j++) { const d = a[j]! - b[j]!; s += d * d; }
-      out[t]! += s;
-    }
-  });
-  return out;
 }
 
 /**
@@ -265,10 +205,15 @@ function deviation(before: Float32Array[], after: Float32Array[], n: number): Fl
 export function trueDeviation(model: Model, cache: KVCache, lay: FusedLayout, kind: DeviationKind = 'kv'): Float64Array[] {
   const ref = model.prefill(lay.tokens, { logits: 'none' });
   try {
-    const P = lay.prefixLength, N = lay.contextLength;
-    const sel = Int32Array.from({ length: N }, (_, i) => i);
-    return Array.from({ length: model.config.nLayers }, (_, l) =>
-      deviation(readRows(ref.cache, l, kind, sel, P), readRows(cache, l, kind, sel, P), N));
+    const slots = Int32Array.from({ length: lay.contextLength }, (_, i) => lay.prefixLength + i);
+    return Array.from({ length: model.config.nLayers }, (_, l) => {
+      const exact = snapshotRows(ref.cache, l, kind, slots);
+      try {
+        return rowDeviation(cache, l, kind, slots, exact);
+      } finally {
+        for (const t of exact) t.dispose();
+      }
+    });
   } finally {
     ref.cache.dispose();
   }

@@ -8,4 +8,4 @@ export { Stream, synchronize } from './stream.js';
 export { Tensor, shapeNumel, type Shape, type TensorOptions } from './tensor.js';
 export { doctor, type DoctorReport } from './doctor.js';
 export * as ops from './ops.js';
-export { median, medianTimeMs } from './timing.js';
+export { median, medianTimeMs, medianTimeMsAsync } from './timing.js';

@@ -139,6 +139,20 @@ export function gatherRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Strea
   native(() => addon().gatherRows(src.nativeHandle, src.shape[0] ?? 0, idx.nativeHandle, dst.nativeHandle, idx.numel, w, s(stream)));
 }
 
+/**
+ * CacheBlend's KV deviation per row: out[r] = sum over the row of (a - b)^2, or out[r] += that with
+ * `accumulate` (to add K's and V's). a and b: the same shape [n, ...] and float dtype; out: f32 [n].
+ */
+export function rowSqDiff(a: Tensor, b: Tensor, out: Tensor, accumulate = false, stream?: Stream): void {
+  sameDtype('rowSqDiff', a, b);
+  sameDevice('rowSqDiff', a, b, out);
+  if (a.shape.length === 0 || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) throw new ShapeError(`rowSqDiff: ${a.describe()} and ${b.describe()} differ`);
+  const n = a.shape[0]!;
+  if (out.dtype !== 'f32' || out.numel !== n) throw new ShapeError(`rowSqDiff: out must be f32 [${n}], got ${out.describe()}`);
+  native(() => addon().rowSqDiff(a.nativeHandle, b.nativeHandle, out.nativeHandle, DTYPE_IDS[a.dtype], n, n === 0 ? 0 : a.numel / n,
+    accumulate, s(stream)));
+}
+
 /** dst[idx[i]] = src[i] along the first dimension; indices must be distinct. */
 export function scatterRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Stream): void {
   i32('scatterRows', 'idx', idx, src.shape[0] ?? 0);

@@ -24,3 +24,18 @@ export function medianTimeMs(fn: () => void, device: DeviceSpec, reps: number, w
   }
   return median(ts);
 }
+
+/** medianTimeMs for work that completes asynchronously (awaited before the clock stops). */
+export async function medianTimeMsAsync(fn: () => Promise<void>, device: DeviceSpec, reps: number, warmup: number): Promise<number> {
+  const d = Device.parse(device);
+  for (let i = 0; i < warmup; i++) await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    synchronize(d);
+    const t0 = performance.now();
+    await fn();
+    synchronize(d);
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}

@@ -1,8 +1,10 @@
 // CacheBlend's gates on CUDA (f32): ratio 1.0 reproduces full prefill (<= 1e-5) and full reuse equals
 // the re-positioned chunks concatenated, for llama, llama3-scaled, mistral and qwen2 (bias) configs;
-// cacheblend at 0.15 lands between full reuse and full prefill in KL.
+// cacheblend at 0.15 lands between full reuse and full prefill in KL. The pipelined fusor with chunk
+// KV in pinned host memory, copied layer by layer on a copy stream, gives the in-memory fuse's logits.
 import * as assert from 'uvu/assert';
-import { fuse, meanKL, precomputeChunks } from '../../src/cacheblend/index.js';
+import { fuse, fusePipelined, hostLayerSource, makeChunk, meanKL, precomputeChunks } from '../../src/cacheblend/index.js';
+import { Stream } from '../../src/runtime/stream.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { Model } from '../../src/model/model.js';
 import { gpuSuite } from '../support/gpu.js';
@@ -53,6 +55,27 @@ test('ratio-1.0 and full-reuse gates on CUDA for llama, llama3-scaled, mistral, 
     for (const c of cs) c.dispose();
     m.dispose();
   }
+});
+
+test('pipelined fusor from pinned host memory on a copy stream = fuse with the KV on the device', async () => {
+  const m = Model.random(base, { seed: 3, device: 'cuda:0', dtype: 'bf16' });
+  const parts = [120, 77, 96].map((n, i) => tokens(n, 30 + i, base.vocabSize));
+  const query = tokens(11, 98, base.vocabSize);
+  const cs = precomputeChunks(m, [1], parts);
+  const host = cs.map((c) => makeChunk(c.tokens, c.kv.to('cpu', { pinned: true }), c.positions, c.fingerprint));
+  const copy = Stream.create('cuda:0');
+  for (const [policy, ratio] of [['full-reuse', 0], ['cacheblend', 0.15], ['epic', 0.15]] as const) {
+    const ref = fuse(m, { prefix: [1], chunks: cs, query, policy, ratio });
+    const got = await fusePipelined(m, { prefix: [1], query, policy, ratio,
+      chunks: host.map((c) => ({ tokens: c.tokens, positions: c.positions, fingerprint: c.fingerprint, source: hostLayerSource(c, 'cuda:0', copy) })) });
+    const e = relErr(got.logits, ref.logits);
+    console.log(`  pipelined ${policy}: relative error vs fuse ${e.toExponential(2)}; load wait ${got.loadWaitMs.reduce((a, b) => a + b, 0).toFixed(2)} ms`);
+    assert.is(e, 0, `${policy}: pipelined and in-memory fusion must run the same kernels on the same data`);
+    for (const r of [ref, got]) r.cache.dispose();
+  }
+  copy.dispose();
+  for (const c of [...cs, ...host]) c.dispose();
+  m.dispose();
 });
 
 test.run();

@@ -144,6 +144,20 @@ test('embedding, gatherRows, scatterRows: exact', () => {
   }
 });
 
+test('rowSqDiff (CacheBlend deviation): CUDA vs C++, set and accumulate', () => {
+  for (const dt of DTYPES) {
+    const a = rounded(rand(203 * 72, 810), [203, 72], dt), b = rounded(rand(203 * 72, 811), [203, 72], dt);
+    const c = rounded(rand(203 * 72, 812), [203, 72], dt);
+    const ref = Tensor.empty([203]);
+    ops.rowSqDiff(a, b, ref);
+    ops.rowSqDiff(c, b, ref, true);
+    const out = emptyPoisoned([203], 'f32');
+    ops.rowSqDiff(onDevice(a, dt), onDevice(b, dt), out);
+    ops.rowSqDiff(onDevice(c, dt), onDevice(b, dt), out, true);
+    check(`rowSqDiff ${dt}`, out, ref, 1e-5);
+  }
+});
+
 test('sample: greedy, temperature and top-p pick the same id as the C++ reference', () => {
   const scratch = Tensor.empty([1], { dtype: 'i32', device: 'cuda:0' });
   let agree = 0, total = 0;

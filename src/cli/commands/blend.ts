@@ -3,13 +3,16 @@ import { join } from 'node:path';
 import { makeChunk, type ChunkKV } from '../../cacheblend/chunk.js';
 import { blendEval, DEFAULT_RATIOS, type BlendContext } from '../../cacheblend/eval.js';
 import { fuse } from '../../cacheblend/fusor.js';
+import { hostLayerSource } from '../../cacheblend/layer-source.js';
+import { fusePipelined } from '../../cacheblend/pipeline.js';
 import type { PolicyName } from '../../cacheblend/policies.js';
 import { precomputeChunks } from '../../cacheblend/precompute.js';
 import { Model } from '../../model/model.js';
 import { PRESETS } from '../../model/presets.js';
 import { resolveDevice } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
-import { medianTimeMs } from '../../runtime/timing.js';
+import { Stream } from '../../runtime/stream.js';
+import { medianTimeMs, medianTimeMsAsync } from '../../runtime/timing.js';
 import { benchJson, benchTable, type BenchRow } from '../bench-json.js';
 import { loadModel } from '../../model/load.js';
 import { PACKAGE_ROOT } from '../../runtime/addon.js';
@@ -42,8 +45,11 @@ function fmt(x: number, d = 4): string {
 }
 
 /**
- * TTFT of each method: from chunk KV at rest (on the device, or in host memory for the CPU tier) to
- * the query's first-token logits on the host. Full recompute prefills every token instead.
+ * TTFT of each method: from chunk KV at rest to the query's first-token logits on the host. Tiers:
+ * `gpu` (chunk KV already on the device), `cpu` (in pinned host memory, loaded layer by layer on a
+ * copy stream while the previous layer recomputes: the pipelined fusor) and `cpu-serial` (the same
+ * KV copied in whole before fusing, to show what the pipeline hides). Full recompute prefills every
+ * token instead. `epic` runs at r = 0.15 and at cacheblend-15%'s compute fraction (equal compute).
  */
 async function blendBench(values: Record<string, unknown>, io: Parameters<Command['run']>[2]): Promise<number> {
   const v = values as Record<string, string | boolean | undefined>;
@@ -60,32 +66,50 @@ async function blendBench(values: Record<string, unknown>, io: Parameters<Comman
   const parts = Array.from({ length: nChunks }, (_, i) => tok(chunkLen, i + 1));
   const query = tok(q, 99);
   const rows: BenchRow[] = [];
+  const copyStream = device.isCuda ? Stream.create(device) : undefined;
   try {
     const onDevice = precomputeChunks(model, prefix, parts);
-    // The CPU tier: the same KV in (pinned when CUDA is there) host memory, copied in at request time.
+    // The CPU tier: the same KV in (pinned when CUDA is there) host memory.
     const onHost = device.isCuda ? onDevice.map((c) => makeChunk(c.tokens, c.kv.to('cpu', { pinned: true }), c.positions, c.fingerprint)) : null;
     const time = (fn: () => void) => medianTimeMs(fn, device, reps, 2);
+    const timeAsync = (fn: () => Promise<void>) => medianTimeMsAsync(fn, device, reps, 2);
     const all = [...prefix, ...parts.flat(), ...query];
     const full = time(() => { model.prefill(all, { logits: 'last' }).cache.dispose(); });
     const base = { case: { model: name, dtype, chunks: nChunks, chunkTokens: chunkLen, queryTokens: q }, unit: 'ms', floor: null };
-    rows.push({ ...base, case: { ...base.case, method: 'full-recompute', tier: 'none' }, metric: 'ttft', value: full, baseline: null, ratioToBaseline: null });
-    const methods: [PolicyName, number | undefined][] = [['full-reuse', undefined], ['epic', 0.15],
+    const row = (c: Record<string, unknown>, ms: number, extra: Record<string, unknown> = {}) =>
+      rows.push({ ...base, case: { ...base.case, ...c, ...extra }, metric: 'ttft', value: ms, baseline: c.method === 'full-recompute' ? null : 'full-recompute',
+        ratioToBaseline: c.method === 'full-recompute' ? null : ms / full });
+    row({ method: 'full-recompute', tier: 'none', ratio: 1, computeFraction: 1 }, full);
+    const probe = fuse(model, { prefix, chunks: onDevice, query, policy: 'cacheblend', ratio: 0.15, logits: 'last' });
+    const cbFraction = probe.computeFraction;
+    probe.cache.dispose();
+    const methods: [PolicyName, number | undefined][] = [['full-reuse', undefined], ['epic', 0.15], ['epic', cbFraction],
       ['cacheblend', 0.05], ['cacheblend', 0.1], ['cacheblend', 0.15], ['cacheblend', 0.2]];
-    const tiers: [string, ChunkKV[] | null][] = [['gpu', device.isCuda ? onDevice : null], [device.isCuda ? 'cpu' : 'memory', device.isCuda ? onHost : onDevice]];
-    for (const [tier, chunks] of tiers) {
-      if (!chunks) continue;
-      for (const [policy, ratio] of methods) {
-        const ms = time(() => {
-          const moved = tier === 'cpu' ? chunks.map((c) => makeChunk(c.tokens, c.kv.to(device), c.positions, c.fingerprint)) : chunks;
-          fuse(model, { prefix, chunks: moved, query, policy, ...(ratio === undefined ? {} : { ratio }), logits: 'last' }).cache.dispose();
-          if (moved !== chunks) for (const c of moved) c.dispose();
-        });
-        rows.push({ ...base, case: { ...base.case, method: policy, ratio: ratio ?? 0, tier }, metric: 'ttft', value: ms,
-          baseline: 'full-recompute', ratioToBaseline: ms / full });
-      }
+    for (const [policy, ratio] of methods) {
+      const opts = { prefix, query, policy, ...(ratio === undefined ? {} : { ratio }), logits: 'last' as const };
+      let fraction = 0;
+      const g = time(() => { const r = fuse(model, { ...opts, chunks: onDevice }); fraction = r.computeFraction; r.cache.dispose(); });
+      const c = { method: policy, ratio: ratio ?? 0, computeFraction: fraction };
+      row({ ...c, tier: device.isCuda ? 'gpu' : 'memory' }, g);
+      if (!onHost) continue;
+      let waits: number[] = [];
+      const p = await timeAsync(async () => {
+        const r = await fusePipelined(model, { ...opts, chunks: onHost.map((h) => ({ tokens: h.tokens, positions: h.positions,
+          fingerprint: h.fingerprint, source: hostLayerSource(h, device, copyStream) })) });
+        waits = r.loadWaitMs;
+        r.cache.dispose();
+      });
+      row({ ...c, tier: 'cpu' }, p, { exposedLoadMs: Number(waits.reduce((a, b) => a + b, 0).toFixed(3)) });
+      const serial = time(() => {
+        const moved = onHost.map((h) => makeChunk(h.tokens, h.kv.to(device), h.positions, h.fingerprint));
+        fuse(model, { ...opts, chunks: moved }).cache.dispose();
+        for (const m of moved) m.dispose();
+      });
+      row({ ...c, tier: 'cpu-serial' }, serial);
     }
     for (const c of [...onDevice, ...(onHost ?? [])]) c.dispose();
   } finally {
+    copyStream?.dispose();
     model.dispose();
   }
   const j = benchJson('blend', device, ['blend', 'bench', ...process.argv.slice(4)], rows);

@@ -1,0 +1,139 @@
+/**
+ * Selective recompute, one layer at a time: the loop at the heart of the fusor, shared by the
+ * synchronous `fuse` (all chunk KV already in the cache) and the pipelined `fusePipelined` (layer l's
+ * chunk KV lands in the cache just before layer l runs, while layer l+1's is loading).
+ *
+ * Layer l runs (Model.layer) on the query tokens (always) plus the plan's context tokens at their
+ * absolute positions: their fresh K/V overwrite the reused ones in their slots and they attend over
+ * every slot at a position <= theirs. Hidden states: x = embed(tokens) on layer 0; each layer's
+ * output rows of the tokens still selected feed the next (rows gathered as the set shrinks).
+ */
+import type { KVCache } from '../model/kv-cache.js';
+import type { Model } from '../model/model.js';
+import { InternalError } from '../runtime/errors.js';
+import * as ops from '../runtime/ops.js';
+import { Tensor } from '../runtime/tensor.js';
+import { rowDeviation, snapshotRows } from './deviation.js';
+import type { PolicyContext, SelectionPlan, SelectionPolicy } from './policies.js';
+
+/** What a finished run reports (the fusor adds the logits, the cache and the layout). */
+export interface SelectiveOutcome {
+  ratio: number;
+  computeFraction: number;
+  selected: Int32Array[];
+  schedule: number[];
+  checkLayers: number[];
+  deviations: (Float64Array | null)[];
+}
+
+export class SelectiveRecompute {
+  private readonly plan: SelectionPlan;
+  private readonly selected: Int32Array[] = [];
+  private readonly deviations: (Float64Array | null)[] = [];
+  private sel: Int32Array;
+  private dev: Float64Array | null = null;
+  private x: Tensor | null = null;
+  private nextLayer = 0;
+
+  /**
+   * `tokens`: the fused sequence's tokens (prefix, context, query); the context's N tokens sit in
+   * cache slots P..P+N-1 and the query in `querySlots`.
+   */
+  constructor(
+    private readonly model: Model,
+    private readonly cache: KVCache,
+    private readonly tokens: Int32Array,
+    private readonly P: number,
+    private readonly N: number,
+    private readonly querySlots: Int32Array,
+    private readonly policy: SelectionPolicy,
+    ctx: PolicyContext,
+  ) {
+    this.plan = policy.plan(ctx);
+    this.sel = Int32Array.from({ length: N }, (_, i) => i);
+  }
+
+  /** Runs layer l (layers run in order 0, 1, ...): its context KV must be in the cache by now. */
+  step(l: number): void {
+    if (l !== this.nextLayer) throw new InternalError(`selective recompute ran layer ${l} after layer ${this.nextLayer - 1}`);
+    const { model, cache, P, N } = this;
+    const Q = this.querySlots.length;
+    const next = this.plan.select(l, this.sel, this.dev);
+    const keep = subsetRows(next, this.sel, l, this.policy.name);
+    if (l === 0) {
+      this.x = model.embed([...Array.from(next, (i) => this.tokens[P + i]!), ...this.tokens.subarray(P + N, P + N + Q)]);
+    } else if (next.length !== this.sel.length) {
+      this.x = gatherInto(model, this.x!, [...keep, ...Array.from({ length: Q }, (_, q) => this.sel.length + q)]);
+    }
+    this.sel = next;
+    this.selected.push(next);
+    const contextSlots = Int32Array.from(next, (i) => P + i);
+    const slots = [...contextSlots, ...this.querySlots];
+    const batch = model.batch(slots.map((s) => cache.positions[s]!), slots);
+    const kind = next.length > 0 ? this.plan.measureAt(l) : null;
+    const before = kind ? snapshotRows(cache, l, kind, contextSlots) : null;
+    try {
+      model.layer(l, this.x!, batch, cache);
+      this.dev = kind && before ? rowDeviation(cache, l, kind, contextSlots, before) : null;
+    } finally {
+      batch.dispose();
+      for (const t of before ?? []) t.dispose();
+    }
+    this.deviations.push(this.dev);
+    this.nextLayer++;
+  }
+
+  /** The query's final hidden states [Q, dim] ('last': only the last row); a view the caller disposes. */
+  queryRows(which: 'all' | 'last'): Tensor {
+    if (this.nextLayer !== this.model.config.nLayers) throw new InternalError('selective recompute: query rows read before the last layer ran');
+    const Q = this.querySlots.length, s = this.sel.length;
+    return this.x!.rows(s + (which === 'last' ? Q - 1 : 0), s + Q);
+  }
+
+  outcome(): SelectiveOutcome {
+    const L = this.model.config.nLayers, N = this.N;
+    const counts = this.selected.map((s) => s.length);
+    const after = Math.max(-1, ...this.plan.checkLayers);
+    const tail = counts.slice(after + 1);
+    const ratio = N === 0 || tail.length === 0 ? 0 : tail.reduce((a, b) => a + b, 0) / (tail.length * N);
+    const computeFraction = N === 0 ? 0 : counts.reduce((a, b) => a + b, 0) / (L * N);
+    return {
+      ratio, computeFraction, selected: this.selected, schedule: counts.map((c) => (N ? c / N : 0)),
+      checkLayers: [...this.plan.checkLayers], deviations: this.deviations,
+    };
+  }
+
+  dispose(): void {
+    this.x?.dispose();
+    this.x = null;
+  }
+}
+
+/** Row of each `next` token in `prev` (both ascending); throws if `next` is not a subset. */
+function subsetRows(next: Int32Array, prev: Int32Array, l: number, name: string): number[] {
+  const rows: number[] = [];
+  let j = 0;
+  for (let i = 0; i < next.length; i++) {
+    while (j < prev.length && prev[j]! < next[i]!) j++;
+    if (j === prev.length || prev[j] !== next[i] || (i > 0 && next[i]! <= next[i - 1]!))
+      throw new InternalError(`policy ${name} selected context token ${next[i]} on layer ${l}, which is not among the previous layer's selection (a token's hidden state exists only while it stays selected) or not ascending`);
+    rows.push(j);
+  }
+  return rows;
+}
+
+/** A new tensor with the given rows of `x` (disposes x). */
+function gatherInto(model: Model, x: Tensor, rows: number[]): Tensor {
+  const idx = Tensor.fromTypedArray(Int32Array.from(rows), undefined, { device: model.device });
+  const out = Tensor.empty([rows.length, model.config.dim], { dtype: x.dtype, device: x.device });
+  try {
+    ops.gatherRows(x, idx, out);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    idx.dispose();
+    x.dispose();
+  }
+  return out;
+}
