@@ -2,6 +2,7 @@
 // Uses the shared stories260K files in place (../shared/models from the repo root).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +95,32 @@ test('GGUF vs llama2.c: identical tensors after both RoPE permutations', async (
     const u = g.tensors.get(name)!;
     assert.equal(u.shape, t.shape, name);
     assert.ok(bitEqual(u.data, t.data), `${name} differs`);
+  }
+});
+
+test('GGUF larger than 2 GiB (a sparse file, tensors beyond 3 GiB) loads tensor by tensor, equal to the small file', async () => {
+  const file = await readGguf(GGUF);
+  const path = join(tmp, 'stories260K-huge.gguf');
+  const size = writeGgufSparse(path, metaOf(file), tensorsOf(file), 3 * 2 ** 30);
+  assert.ok(size > 3 * 2 ** 30 && statSync(path).size === size);
+  const big = (await loadGguf(path)).weights;
+  const small = (await loadGguf(GGUF)).weights;
+  for (const [name, t] of small.tensors) assert.ok(bitEqual(big.tensors.get(name)!.data, t.data), `${name} differs`);
+  // Cut inside the data: a typed truncation error naming the tensor, not a crash or a short read.
+  const cut = join(tmp, 'stories260K-huge-cut.gguf');
+  writeGgufSparse(cut, metaOf(file), tensorsOf(file), 3 * 2 ** 30);
+  const fd = openSync(cut, 'r+');
+  try {
+    const { ftruncateSync } = await import('node:fs');
+    ftruncateSync(fd, size - 100);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    await loadGguf(cut);
+    assert.unreachable('truncated file loaded');
+  } catch (e) {
+    assert.ok(e instanceof ModelFormatError && /truncated: tensor/.test(e.message), String(e));
   }
 });
 
@@ -552,10 +579,31 @@ function metaOf(file: GgufFile): MetaEntry[] {
 }
 
 function tensorsOf(file: GgufFile): TensorEntry[] {
-  return [...file.tensors.values()].map((t) => ({ name: t.name, ne: t.ne, type: t.type, data: file.bytes.subarray(t.offset, t.offset + t.byteLength!) }));
+  return [...file.tensors.values()].map((t) => ({ name: t.name, ne: t.ne, type: t.type, data: file.data.read(t.offset, t.byteLength!) }));
 }
 
 function writeGguf(meta: MetaEntry[], tensors: TensorEntry[], alignment = 32): Uint8Array {
+  const { header, dataStart, offsets, size } = ggufLayout(meta, tensors, alignment, 0);
+  const out = Buffer.alloc(size);
+  header.copy(out, 0);
+  tensors.forEach((t, k) => out.set(t.data, dataStart + offsets[k]!));
+  return out;
+}
+
+/** The same file written to `path` with a hole of `gap` bytes before the tensor data (sparse on disk). */
+function writeGgufSparse(path: string, meta: MetaEntry[], tensors: TensorEntry[], gap: number): number {
+  const { header, dataStart, offsets, size } = ggufLayout(meta, tensors, 32, gap);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, header, 0, header.length, 0);
+    tensors.forEach((t, k) => writeSync(fd, t.data, 0, t.data.length, dataStart + offsets[k]!));
+  } finally {
+    closeSync(fd);
+  }
+  return size;
+}
+
+function ggufLayout(meta: MetaEntry[], tensors: TensorEntry[], alignment: number, gap: number) {
   const chunks: Buffer[] = [];
   const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); chunks.push(b); };
   const u64 = (v: number | bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); chunks.push(b); };
@@ -598,7 +646,7 @@ function writeGguf(meta: MetaEntry[], tensors: TensorEntry[], alignment = 32): U
     u32(types.indexOf(t));
     value(t, v);
   }
-  let off = 0;
+  let off = gap;
   const offsets: number[] = [];
   for (const t of tensors) {
     off = Math.ceil(off / alignment) * alignment;
@@ -612,10 +660,7 @@ function writeGguf(meta: MetaEntry[], tensors: TensorEntry[], alignment = 32): U
   }
   const header = Buffer.concat(chunks);
   const dataStart = Math.ceil(header.length / alignment) * alignment;
-  const out = Buffer.alloc(dataStart + off);
-  header.copy(out, 0);
-  tensors.forEach((t, k) => out.set(t.data, dataStart + offsets[k]!));
-  return out;
+  return { header, dataStart, offsets, size: dataStart + off };
 }
 
 function u16bytes(v: number[]): Uint8Array {

@@ -17,9 +17,9 @@
  * `ropePairsToHalves`; `qwen2` already rotates halves (NEOX) and is left as stored.
  */
 
-import { readFile } from 'node:fs/promises';
 import { validateConfig, type Architecture, type ModelConfig, type RopeScaling } from './config.js';
 import { ModelConfigError, ModelFormatError } from './errors.js';
+import { fileSource, memorySource, type ByteSource } from './file-util.js';
 import { Llama2cTokenizer } from './llama2c.js';
 import { checkWeights, float32ArrayAt, ropePairsToHalves, type ModelWeights, type WeightTensor } from './weights.js';
 
@@ -65,8 +65,8 @@ export interface GgufFile {
   alignment: number;
   /** Absolute byte offset of the data section. */
   dataOffset: number;
-  /** The whole file; F32 tensors read from it are views. */
-  bytes: Uint8Array;
+  /** The file's bytes, read where a tensor lies (the file is never held whole). */
+  data: ByteSource;
 }
 
 const VALUE_TYPES: readonly GgufValueType[] = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'];
@@ -94,15 +94,34 @@ const READABLE = 'F32, F16, BF16, Q8_0';
 // ---------------------------------------------------------------------------------------------
 // Container
 
-/** Read and parse a GGUF file (metadata and tensor infos; tensor data is read on demand). */
+/** Thrown inside the header parse when the prefix read so far is too short (never escapes). */
+class NeedMoreBytes extends Error {}
+
+/**
+ * Read and parse a GGUF file: metadata and tensor infos from a prefix of the file (16 MiB, grown
+ * while the header needs more); tensor data is read on demand, so files of any size work.
+ */
 export async function readGguf(path: string): Promise<GgufFile> {
-  return parseGguf(await readFile(path), path);
+  const data = fileSource(path);
+  for (let n = Math.min(data.length, 1 << 24); ; n = Math.min(data.length, n * 4)) {
+    try {
+      return parseHeader(data.read(0, n), data, path);
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes)) throw e;
+    }
+  }
 }
 
 /** Parse a GGUF file held in `bytes`; `source` names it in errors. Every length and offset is
- * checked against `bytes.length` before use. */
+ * checked against the file's length before use. */
 export function parseGguf(bytes: Uint8Array, source: string): GgufFile {
-  const r = new Cursor(bytes, source);
+  return parseHeader(bytes, memorySource(bytes), source);
+}
+
+/** The header from `bytes`, a prefix of `data` (the whole file). */
+function parseHeader(bytes: Uint8Array, data: ByteSource, source: string): GgufFile {
+  const fileLength = data.length;
+  const r = new Cursor(bytes, source, fileLength);
   r.need(4, 'the magic');
   const magic = String.fromCharCode(bytes[0]!, bytes[1]!, bytes[2]!, bytes[3]!);
   if (magic !== 'GGUF') throw new ModelFormatError(source, `bad magic ${JSON.stringify(magic)}: not a GGUF file (expected "GGUF")`);
@@ -149,8 +168,8 @@ export function parseGguf(bytes: Uint8Array, source: string): GgufFile {
       if (n < 1) throw new ModelFormatError(source, `tensor ${name} has ne[${d}] = ${n}`);
       ne.push(n);
       nElements *= n;
-      if (!Number.isSafeInteger(nElements) || nElements > bytes.length * 8) {
-        throw new ModelFormatError(source, `tensor ${name} claims shape [${ne.join(', ')}...], more elements than the ${bytes.length}-byte file can hold`);
+      if (!Number.isSafeInteger(nElements) || nElements > fileLength * 8) {
+        throw new ModelFormatError(source, `tensor ${name} claims shape [${ne.join(', ')}...], more elements than the ${fileLength}-byte file can hold`);
       }
     }
     const type = r.u32(`tensor ${name} type`);
@@ -169,18 +188,18 @@ export function parseGguf(bytes: Uint8Array, source: string): GgufFile {
   }
 
   const dataOffset = Math.ceil(r.pos / alignment) * alignment;
-  if (tensorCount > 0 && dataOffset > bytes.length) {
-    throw new ModelFormatError(source, `truncated: the data section would start at ${dataOffset} but the file has ${bytes.length} bytes`);
+  if (tensorCount > 0 && dataOffset > fileLength) {
+    throw new ModelFormatError(source, `truncated: the data section would start at ${dataOffset} but the file has ${fileLength} bytes`);
   }
   const tensors = new Map<string, GgufTensorInfo>();
   for (const { relOffset, ...info } of infos) {
     const offset = dataOffset + relOffset;
-    if (info.byteLength !== null && offset + info.byteLength > bytes.length) {
-      throw new ModelFormatError(source, `truncated: tensor ${info.name} (${info.typeName} [${info.ne.join(', ')}]) needs bytes ${offset}..${offset + info.byteLength} but the file has ${bytes.length}`);
+    if (info.byteLength !== null && offset + info.byteLength > fileLength) {
+      throw new ModelFormatError(source, `truncated: tensor ${info.name} (${info.typeName} [${info.ne.join(', ')}]) needs bytes ${offset}..${offset + info.byteLength} but the file has ${fileLength}`);
     }
     tensors.set(info.name, { ...info, offset });
   }
-  return { source, version, metadata, metadataTypes, tensors, alignment, dataOffset, bytes };
+  return { source, version, metadata, metadataTypes, tensors, alignment, dataOffset, data };
 }
 
 /** The values of tensor `name` as float32, in stored order (row-major over reversed `ne`). */
@@ -190,11 +209,10 @@ export function ggufTensorData(file: GgufFile, name: string): Float32Array {
   if (info.byteLength === null) {
     throw new ModelFormatError(file.source, `tensor ${name} has type ${info.typeName} (${info.type}), which kvlab does not read (supported: ${READABLE})`);
   }
-  const { bytes } = file;
+  const bytes = file.data.read(info.offset, info.byteLength);
   const n = info.nElements;
-  const at = info.offset;
-  if (info.type === F32) return float32ArrayAt(bytes, at, n);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset + at, info.byteLength);
+  if (info.type === F32) return float32ArrayAt(bytes, 0, n);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, info.byteLength);
   if (info.type === F16) {
     const table = halfTable();
     const out = new Float32Array(n);
@@ -416,10 +434,8 @@ function isTied(file: GgufFile): boolean {
   const emb = file.tensors.get('token_embd.weight');
   if (emb === undefined || emb.type !== out.type || emb.byteLength === null || emb.byteLength !== out.byteLength) return false;
   if (emb.ne.length !== out.ne.length || emb.ne.some((d, k) => d !== out.ne[k])) return false;
-  const { bytes } = file;
-  const a = Buffer.from(bytes.buffer, bytes.byteOffset + emb.offset, emb.byteLength);
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset + out.offset, emb.byteLength);
-  return a.equals(b);
+  const a = file.data.read(emb.offset, emb.byteLength), b = file.data.read(out.offset, emb.byteLength);
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
 
 function intOr(file: GgufFile, key: string, fallback: number): number {
@@ -470,15 +486,20 @@ class Cursor {
   readonly #source: string;
   readonly #utf8 = new TextDecoder('utf-8', { fatal: true });
 
-  constructor(bytes: Uint8Array, source: string) {
+  /** `bytes` is a prefix of a file of `fileLength` bytes: reading past it asks for a longer prefix. */
+  readonly #fileLength: number;
+
+  constructor(bytes: Uint8Array, source: string, fileLength = bytes.length) {
     this.#bytes = bytes;
+    this.#fileLength = fileLength;
     this.#dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#source = source;
   }
 
   need(n: number, what: string): void {
     if (this.pos + n > this.#bytes.length) {
-      throw new ModelFormatError(this.#source, `truncated: ${what} needs ${n} bytes at offset ${this.pos} but the file has ${this.#bytes.length}`);
+      if (this.#bytes.length < this.#fileLength) throw new NeedMoreBytes();
+      throw new ModelFormatError(this.#source, `truncated: ${what} needs ${n} bytes at offset ${this.pos} but the file has ${this.#fileLength}`);
     }
   }
 
@@ -500,8 +521,8 @@ class Cursor {
   /** A u64 count of items taking at least `minItemBytes` each, checked against what is left. */
   count(what: string, minItemBytes: number): number {
     const n = this.u64Number(what);
-    if (n * minItemBytes > this.#bytes.length - this.pos) {
-      throw new ModelFormatError(this.#source, `truncated: ${what} is ${n} but only ${this.#bytes.length - this.pos} bytes remain`);
+    if (n * minItemBytes > this.#fileLength - this.pos) {
+      throw new ModelFormatError(this.#source, `truncated: ${what} is ${n} but only ${this.#fileLength - this.pos} bytes remain`);
     }
     return n;
   }
@@ -556,6 +577,7 @@ class Cursor {
     const at = this.pos;
     const dv = this.#dv;
     const typed = (ctor: { new (n: number): Exclude<GgufValue, number | bigint | boolean | string | GgufValue[]> }, read: (o: number) => number): GgufValue => {
+      this.need(n * minBytes, what);
       const out = new ctor(n);
       for (let k = 0; k < n; k++) out[k] = read(at + k * minBytes);
       this.pos = at + n * minBytes;

@@ -13,21 +13,25 @@
  * RoPE: llama2.c rotates adjacent pairs (2i, 2i+1); kvlab rotates halves (i, i + headDim/2).
  * `parseLlama2c` therefore permutes the rows of wq and wk within each head with
  * `ropePairsToHalves` (new row j = old row 2j for j < headDim/2, else old row 2(j - headDim/2) + 1).
- * All other tensors are float32 views into the file's bytes (no copy) where alignment allows.
+ * All other tensors are float32 arrays read where they lie in the file (views into `bytes` for parseLlama2c).
  */
 
 import { readFile } from 'node:fs/promises';
 import { validateConfig, type ModelConfig } from './config.js';
 import { ModelConfigError, ModelFormatError } from './errors.js';
+import { fileSource, memorySource, type ByteSource } from './file-util.js';
 import { checkWeights, float32ArrayAt, ropePairsToHalves, type ModelWeights, type WeightTensor } from './weights.js';
 
 const HEADER_BYTES = 7 * 4;
 /** "ak42" read as a little-endian int32: the magic of llama2.c's later (version >= 1) exports. */
 const AK42_MAGIC = 0x616b3432;
 
-/** Read a llama2.c checkpoint from `path`. See `parseLlama2c`. */
+/**
+ * Read a llama2.c checkpoint from `path`, tensor by tensor (never the whole file at once, so
+ * checkpoints of any size load). See `parseLlama2c`.
+ */
 export async function loadLlama2c(path: string): Promise<ModelWeights> {
-  return parseLlama2c(await readFile(path), path);
+  return parseFrom(fileSource(path), path);
 }
 
 /**
@@ -35,10 +39,15 @@ export async function loadLlama2c(path: string): Promise<ModelWeights> {
  * tensors (other than wq/wk) are views into `bytes`, which they keep alive.
  */
 export function parseLlama2c(bytes: Uint8Array, source: string): ModelWeights {
-  if (bytes.length < HEADER_BYTES) {
-    throw new ModelFormatError(source, `truncated: a llama2.c checkpoint starts with a ${HEADER_BYTES}-byte header but the file has ${bytes.length} bytes`);
+  return parseFrom(memorySource(bytes), source);
+}
+
+function parseFrom(data: ByteSource, source: string): ModelWeights {
+  if (data.length < HEADER_BYTES) {
+    throw new ModelFormatError(source, `truncated: a llama2.c checkpoint starts with a ${HEADER_BYTES}-byte header but the file has ${data.length} bytes`);
   }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const head = data.read(0, HEADER_BYTES);
+  const dv = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
   const h = Array.from({ length: 7 }, (_, k) => dv.getInt32(k * 4, true));
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, rawVocab, seqLen] = h as [number, number, number, number, number, number, number];
   if (dim === AK42_MAGIC) {
@@ -100,18 +109,18 @@ export function parseLlama2c(bytes: Uint8Array, source: string): ModelWeights {
     offsets.set(name, off);
     off += count * 4;
   }
-  if (off !== bytes.length) {
-    const what = off > bytes.length ? 'truncated' : 'unexpected trailing bytes';
+  if (off !== data.length) {
+    const what = off > data.length ? 'truncated' : 'unexpected trailing bytes';
     throw new ModelFormatError(
       source,
-      `${what}: the header (dim ${dim}, hidden ${hiddenDim}, ${L} layers, ${nHeads}/${nKvHeads} heads, vocab ${rawVocab}, seq ${seqLen}) implies ${off} bytes but the file has ${bytes.length}`,
+      `${what}: the header (dim ${dim}, hidden ${hiddenDim}, ${L} layers, ${nHeads}/${nKvHeads} heads, vocab ${rawVocab}, seq ${seqLen}) implies ${off} bytes but the file has ${data.length}`,
     );
   }
 
   const tensors = new Map<string, WeightTensor>();
   const at = (section: string, index: number, shape: number[]): WeightTensor => {
     const count = shape.reduce((a, b) => a * b, 1);
-    return { shape, data: float32ArrayAt(bytes, offsets.get(section)! + index * count * 4, count) };
+    return { shape, data: float32ArrayAt(data.read(offsets.get(section)! + index * count * 4, count * 4), 0, count) };
   };
   tensors.set('tok_embeddings', at('token_embedding', 0, [vocabSize, dim]));
   for (let i = 0; i < L; i++) {
