@@ -39,6 +39,7 @@ Napi::Value plan_create(const Napi::CallbackInfo& info) {
     d.eps = o.Get("eps").As<Napi::Number>().FloatValue();
     d.scale = o.Get("scale").As<Napi::Number>().FloatValue();
     d.dtype = dtype_from_int(o.Get("dtype").As<Napi::Number>().Int32Value());
+    d.fused_decode = !o.Has("fusedDecode") || !o.Get("fusedDecode").IsBoolean() || o.Get("fusedDecode").As<Napi::Boolean>().Value();
     const size_t es = dtype_size(d.dtype), D = d.dim, F = d.hidden;
     const size_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
     Buf inv = arg_buf(info, 2, fn, "invFreq", mul(fn, {d.head_dim / 2, 4}));

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "../../kernels/add.cuh"
+#include "../../kernels/decode_gemv.cuh"
 #include "../../kernels/deviation.cuh"
 #include "../../kernels/attention.cuh"
 #include "../../kernels/embedding.cuh"
@@ -257,6 +258,29 @@ void add(int device, const void* a, const void* b, void* out, DType type, size_t
   require_float(type, "add");
   set_device(device);
   check_kernel(kvk::add(a, b, out, static_cast<int>(type), n, as_stream(s)), "add");
+}
+
+namespace {
+std::vector<kvk::DecodeGemvPart> kernel_parts(const DecodeGemvPart* parts, int nparts) {
+  std::vector<kvk::DecodeGemvPart> out(static_cast<size_t>(nparts > 0 ? nparts : 0));
+  for (size_t j = 0; j < out.size(); ++j) out[j] = {parts[j].w, parts[j].bias, parts[j].out, parts[j].m};
+  return out;
+}
+}  // namespace
+
+bool decode_gemv_supported(const void* x, const DecodeGemvPart* parts, int nparts, DType type, size_t n, size_t k) {
+  const auto kp = kernel_parts(parts, nparts);
+  return kvk::decode_gemv_supported(x, kp.data(), nparts, static_cast<int>(type), n, k);
+}
+
+void decode_gemv(int device, const void* x, const void* norm_w, float eps, const DecodeGemvPart* parts, int nparts,
+                 DecodeEpilogue ep, DType type, size_t n, size_t k, Stream s) {
+  require_float(type, "decode_gemv");
+  set_device(device);
+  const auto kp = kernel_parts(parts, nparts);
+  check_kernel(kvk::decode_gemv(x, norm_w, eps, kp.data(), nparts, static_cast<int>(ep), static_cast<int>(type), n, k,
+                                as_stream(s)),
+               "decode_gemv");
 }
 
 void row_sq_diff(int device, const void* a, const void* b, float* out, DType type, size_t n, size_t w, bool accumulate,

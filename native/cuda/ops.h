@@ -36,6 +36,20 @@ void swiglu(int device, const void* gate, const void* up, void* out, DType type,
 
 void add(int device, const void* a, const void* b, void* out, DType type, size_t n, Stream s);
 
+// The decode step's projections fused with the RMSNorm before them and the bias, SwiGLU or residual
+// add after them (kernels/decode_gemv.cuh has the exact contract). `decode_gemv_supported` says
+// whether the shapes qualify; decode_gemv throws if they do not.
+struct DecodeGemvPart {
+  const void* w;
+  const void* bias;
+  void* out;
+  size_t m;
+};
+enum class DecodeEpilogue { Store = 0, AddInto = 1, Swiglu = 2 };
+bool decode_gemv_supported(const void* x, const DecodeGemvPart* parts, int nparts, DType type, size_t n, size_t k);
+void decode_gemv(int device, const void* x, const void* norm_w, float eps, const DecodeGemvPart* parts, int nparts,
+                 DecodeEpilogue ep, DType type, size_t n, size_t k, Stream s);
+
 void row_sq_diff(int device, const void* a, const void* b, float* out, DType type, size_t n, size_t w, bool accumulate,
                  Stream s);
 void gather_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,

@@ -64,6 +64,7 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
     return;
   }
   void* x = io.x;
+  if (d_.fused_decode && run_fused_decode(w, io, q, k, v, att, g, st)) return;
   cuda::rmsnorm(dev, x, p(w.attn_norm), h, t, n, D, d_.eps, st);
   cuda::matmul(dev, h, p(w.wq), p(w.bq), q, t, n, D, qd, st);
   cuda::matmul(dev, h, p(w.wk), p(w.bk), k, t, n, D, kvd, st);
@@ -82,6 +83,37 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   cuda::swiglu(dev, g, u, g, t, n * F, st);
   cuda::matmul(dev, g, p(w.w2), nullptr, o, t, n, F, D, st);
   cuda::add(dev, x, o, x, t, n * D, st);
+}
+
+// The decode step on CUDA in 4 fused projections + rope, scatter and attention (10 launches, not
+// 17): false, with nothing run, when the shapes do not qualify (more than 4 tokens, unaligned rows).
+bool Plan::run_fused_decode(const LayerWeights& w, const LayerIO& io, void* q, void* k, void* v, void* att, void* g,
+                            cuda::Stream st) {
+  using cuda::DecodeEpilogue;
+  using cuda::DecodeGemvPart;
+  const size_t n = io.n, D = d_.dim, F = d_.hidden, hd = d_.head_dim;
+  const size_t qd = d_.n_heads * hd, kvd = d_.n_kv_heads * hd, es = dtype_size(d_.dtype);
+  void* u = scratch(7, n * F * es);
+  const DecodeGemvPart qkv[3] = {{p(w.wq), p(w.bq), q, qd}, {p(w.wk), p(w.bk), k, kvd}, {p(w.wv), p(w.bv), v, kvd}};
+  const DecodeGemvPart o_proj[1] = {{p(w.wo), nullptr, io.x, D}};
+  const DecodeGemvPart gate_up[2] = {{p(w.w1), nullptr, g, F}, {p(w.w3), nullptr, u, F}};
+  const DecodeGemvPart down[1] = {{p(w.w2), nullptr, io.x, D}};
+  const DType t = d_.dtype;
+  if (!cuda::decode_gemv_supported(io.x, qkv, 3, t, n, D) || !cuda::decode_gemv_supported(att, o_proj, 1, t, n, qd) ||
+      !cuda::decode_gemv_supported(io.x, gate_up, 2, t, n, D) || !cuda::decode_gemv_supported(g, down, 1, t, n, F))
+    return false;
+  const int dev = d_.device;
+  cuda::decode_gemv(dev, io.x, p(w.attn_norm), d_.eps, qkv, 3, DecodeEpilogue::Store, t, n, D, st);
+  cuda::rope(dev, q, t, io.pos, p<float>(inv_freq_), n, d_.n_heads, hd, st);
+  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
+  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
+  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
+  cuda::attention(dev, q, io.k_cache, io.v_cache, t, io.pos, io.kpos, att, n, io.nk, d_.n_heads, d_.n_kv_heads, hd,
+                  d_.scale, st);
+  cuda::decode_gemv(dev, att, nullptr, 0.0f, o_proj, 1, DecodeEpilogue::AddInto, t, n, qd, st);
+  cuda::decode_gemv(dev, io.x, p(w.ffn_norm), d_.eps, gate_up, 2, DecodeEpilogue::Swiglu, t, n, D, st);
+  cuda::decode_gemv(dev, g, nullptr, 0.0f, down, 1, DecodeEpilogue::AddInto, t, n, F, st);
+  return true;
 }
 
 }  // namespace kv::engine

@@ -20,6 +20,7 @@ struct Dims {
   float eps, scale;
   DType dtype;
   int device;  // kHost or a CUDA ordinal
+  bool fused_decode = true;  // CUDA, n <= 4: projections fused with their norm / epilogue
 };
 
 // Storages of one layer's weights (bias entries may be null). Held so that disposing the
@@ -49,6 +50,8 @@ class Plan {
 
  private:
   void* scratch(size_t i, size_t bytes);
+  bool run_fused_decode(const LayerWeights& w, const LayerIO& io, void* q, void* k, void* v, void* att, void* g,
+                        cuda::Stream st);
   Dims d_;
   std::vector<LayerWeights> layers_;
   std::shared_ptr<Storage> inv_freq_;

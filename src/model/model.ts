@@ -29,6 +29,12 @@ export interface ModelOptions {
   device?: DeviceSpec | 'auto';
   /** Weights, activations and KV dtype. The CPU computes in f32; CUDA takes f32, f16, bf16. */
   dtype?: DType;
+  /**
+   * CUDA, steps of at most 4 tokens (decode): run each projection fused with the RMSNorm before it
+   * and the bias, SwiGLU or residual add after it (kernels/decode_gemv.cu). Default true; false runs
+   * the separate ops, for comparison.
+   */
+  fusedDecode?: boolean;
 }
 
 /** The tokens of one layer-wise step: their positions and the cache slots their K/V go to. */
@@ -81,7 +87,7 @@ export class Model {
   /** The native layer plan (native/engine/layer.h): one call per layer. */
   private readonly plan: LayerPlanHandle;
 
-  private constructor(config: ModelConfig, device: Device, dtype: DType, tensors: Map<string, Tensor>) {
+  private constructor(config: ModelConfig, device: Device, dtype: DType, tensors: Map<string, Tensor>, fusedDecode = true) {
     this.config = config;
     this.device = device;
     this.dtype = dtype;
@@ -104,7 +110,7 @@ export class Model {
     this.scratch = new Scratch(device, dtype);
     this.plan = native(() => addon().layerPlanCreate(
       { dim: config.dim, hidden: config.hiddenDim, nHeads: config.nHeads, nKvHeads: config.nKvHeads, headDim: config.headDim,
-        eps: config.normEps, scale: 1 / Math.sqrt(config.headDim), dtype: DTYPE_IDS[dtype] },
+        eps: config.normEps, scale: 1 / Math.sqrt(config.headDim), dtype: DTYPE_IDS[dtype], fusedDecode },
       this.layers.map((w) => [w.attnNorm, w.wq, w.wk, w.wv, w.wo, w.bq, w.bk, w.bv, w.ffnNorm, w.w1, w.w3, w.w2]
         .map((t) => t?.nativeHandle ?? null)),
       this.invFreq.nativeHandle));
@@ -121,7 +127,7 @@ export class Model {
         if (!w) throw new ShapeError(`weight ${name} is missing`);
         tensors.set(name, Tensor.fromTypedArray(w.data, shape, { dtype, device }));
       }
-      return new Model(config, device, dtype, tensors);
+      return new Model(config, device, dtype, tensors, options.fusedDecode ?? true);
     } catch (e) {
       for (const t of tensors.values()) t.dispose();
       throw e;
@@ -150,7 +156,7 @@ export class Model {
         else ops.fillUniform(t, seed * 1000 + i, -a, a);
         i++;
       }
-      return new Model(config, device, dtype, tensors);
+      return new Model(config, device, dtype, tensors, options.fusedDecode ?? true);
     } catch (e) {
       for (const t of tensors.values()) t.dispose();
       throw e;

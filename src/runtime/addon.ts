@@ -99,7 +99,7 @@ export interface NativeAddon {
     stream: StreamHandle | null): void;
   sample(logits: StorageHandle, vocab: number, temperature: number, topP: number, u: number, scratch: StorageHandle | null,
     stream: StreamHandle | null): number;
-  layerPlanCreate(dims: { dim: number; hidden: number; nHeads: number; nKvHeads: number; headDim: number; eps: number;
+  layerPlanCreate(dims: { dim: number; hidden: number; nHeads: number; nKvHeads: number; headDim: number; eps: number; fusedDecode?: boolean;
     scale: number; dtype: number }, layers: (StorageHandle | null)[][], invFreq: StorageHandle): LayerPlanHandle;
   layerPlanRun(plan: LayerPlanHandle, layer: number, x: StorageHandle, n: number, pos: StorageHandle, slots: StorageHandle,
     kCache: StorageHandle, vCache: StorageHandle, cacheRows: number, kpos: StorageHandle, nk: number,

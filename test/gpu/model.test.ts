@@ -93,4 +93,27 @@ test('random models (GQA, MQA, QKV bias, llama3 and linear RoPE): CUDA vs CPU', 
   }
 });
 
+test('fused decode kernels = the separate ops (f32 <= 1e-5, bf16 <= 2e-2), QKV bias and GQA included, 1-4 tokens a step', () => {
+  for (const [name, cfg] of VARIANTS) {
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const fused = Model.random(cfg, { seed: 5, device: 'cuda:0', dtype });
+      const plain = Model.random(cfg, { seed: 5, device: 'cuda:0', dtype, fusedDecode: false });
+      const prompt = Array.from({ length: 37 }, (_, i) => (i * 13 + 3) % cfg.vocabSize);
+      const cf = fused.newCache(64), cp = plain.newCache(64);
+      fused.prefill(prompt, { past: cf, logits: 'none' });
+      plain.prefill(prompt, { past: cp, logits: 'none' });
+      let worst = 0;
+      for (const step of [[5], [9, 17], [4, 8, 15], [16, 23, 42, 7], [11]]) {
+        const a = fused.prefill(step, { past: cf, logits: 'all' }).logits;
+        const b = plain.prefill(step, { past: cp, logits: 'all' }).logits;
+        worst = Math.max(worst, relErr(a, b));
+      }
+      console.log(`  ${name} ${dtype}: fused vs separate decode ops ${worst.toExponential(2)}`);
+      assert.ok(worst <= (dtype === 'f32' ? 1e-5 : 2e-2), `${name} ${dtype}: ${worst}`);
+      for (const c of [cf, cp]) c.dispose();
+      for (const m of [fused, plain]) m.dispose();
+    }
+  }
+});
+
 test.run();

@@ -52,6 +52,7 @@ export const benchCommand: Command = {
     dtype: { type: 'string', value: 'f32|f16|bf16', help: 'model dtype', default: 'bf16' },
     out: { type: 'string', value: 'FILE', help: 'also write the JSON here' },
     json: { type: 'boolean', help: 'print the JSON instead of the table' },
+    'unfused-decode': { type: 'boolean', help: 'presets/configs: also time decode with the fused decode kernels off' },
   },
   async run(values, pos, io) {
     if (pos[0] !== 'prefill') throw new ArgumentError(`kvlab bench: unknown benchmark '${pos[0] ?? ''}' (known: prefill)`);
@@ -84,23 +85,22 @@ export const benchCommand: Command = {
       const dp = num(values, 'decode-prompt', 'bench')!;
       const dt = num(values, 'decode-tokens', 'bench')!;
       if (dp > 0 && dt > 0) {
-        const toks = Array.from({ length: dp }, (_, i) => (i * 7919 + 13) % c.vocabSize);
-        const cache = model.newCache(dp + dt + 8);
-        model.prefill(toks, { past: cache });
-        for (let i = 0; i < 4; i++) model.decode(5, cache);  // warm-up
-        synchronize(device);
-        const t0 = performance.now();
-        let logits = model.decode(7, cache);
-        for (let i = 1; i < dt; i++) logits = model.decode(model.sampleLogits(logits, { temperature: 0, topP: 1, u: 0 }), cache);
-        synchronize(device);
-        const tokS = dt / ((performance.now() - t0) / 1000);
-        cache.dispose();
         // Floor: every weight byte read once per token at the card's peak bandwidth.
         const bw = device.isCuda ? cudaStatus().devices[device.index]!.peakBandwidthGBs : null;
         const weightBytes = (nonEmbeddingParams(c) + c.dim) * (dtype === 'f32' ? 4 : 2);
         const floorTokS = bw ? (bw * 1e9) / weightBytes : null;
-        rows.push({ case: { model: name, prompt: dp, steps: dt, dtype }, metric: 'decode', value: tokS, unit: 'tokens/s',
-          baseline: floorTokS ? 'bandwidth-floor' : null, ratioToBaseline: floorTokS ? tokS / floorTokS : null, floor: floorTokS });
+        const variants: [Model, boolean][] = [[model, true]];
+        // The same weights (same seed) with the decode fusions off, to show what they buy.
+        if (values['unfused-decode'] && shape) variants.push([Model.random(shape, { device, dtype, seed: 0, fusedDecode: false }), false]);
+        for (const [m, fused] of variants) {
+          try {
+            const tokS = decodeTokensPerSecond(m, dp, dt);
+            rows.push({ case: { model: name, prompt: dp, steps: dt, dtype, fusedDecode: fused }, metric: 'decode', value: tokS, unit: 'tokens/s',
+              baseline: floorTokS ? 'bandwidth-floor' : null, ratioToBaseline: floorTokS ? tokS / floorTokS : null, floor: floorTokS });
+          } finally {
+            if (m !== model) m.dispose();
+          }
+        }
       }
     } finally {
       model.dispose();
@@ -112,3 +112,22 @@ export const benchCommand: Command = {
     return 0;
   },
 };
+
+/** Greedy decode speed after a `prompt`-token prefill: `steps` timed steps after 4 warm-up steps. */
+function decodeTokensPerSecond(model: Model, prompt: number, steps: number): number {
+  const c = model.config;
+  const toks = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+  const cache = model.newCache(prompt + steps + 8);
+  try {
+    model.prefill(toks, { past: cache });
+    for (let i = 0; i < 4; i++) model.decode(5, cache);  // warm-up
+    synchronize(model.device);
+    const t0 = performance.now();
+    let logits = model.decode(7, cache);
+    for (let i = 1; i < steps; i++) logits = model.decode(model.sampleLogits(logits, { temperature: 0, topP: 1, u: 0 }), cache);
+    synchronize(model.device);
+    return steps / ((performance.now() - t0) / 1000);
+  } finally {
+    cache.dispose();
+  }
+}
