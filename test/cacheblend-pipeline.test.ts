@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  fuse, fusePipelined, memoryLayerSource, precomputeChunks, type ChunkKV, type LayerSource, type PolicyName, type StreamedChunk,
+  fuse, fusePipelined, memoryLayerSource, precomputeChunk, precomputeChunks, type ChunkKV, type LayerSource, type PolicyName, type StreamedChunk,
 } from '../src/cacheblend/index.js';
 import { loadLlama2c } from '../src/model/llama2c.js';
 import { Model } from '../src/model/model.js';
@@ -102,6 +102,22 @@ test('bad requests and failing sources are typed errors', async () => {
   await expectReject(fusePipelined(model, { ...base, chunks: streamed(chunks), prefetch: 0 }), (e) => e instanceof ArgumentError, 'prefetch');
   const fp = streamed(chunks).map((c) => ({ ...c, fingerprint: 'other' }));
   await expectReject(fusePipelined(model, { ...base, chunks: fp }), (e) => e instanceof ArgumentError, 'fingerprint');
+});
+
+test('a cached prefix KV (precomputed once) gives the same result as prefilling the prefix, in both fusors', async () => {
+  const prefix = [...BOS, ...story.slice(200, 212)];
+  const cs = precomputeChunks(model, prefix, parts);
+  const prefixKV = precomputeChunk(model, [], prefix);
+  const opts = { prefix, query, policy: 'cacheblend' as const, ratio: 0.15 };
+  const a = fuse(model, { ...opts, chunks: cs });
+  const b = fuse(model, { ...opts, chunks: cs, prefixKV });
+  const c = await fusePipelined(model, { ...opts, chunks: streamed(cs), prefixKV });
+  assert.equal(Array.from(b.logits), Array.from(a.logits));
+  assert.equal(Array.from(c.logits), Array.from(a.logits));
+  const wrong = precomputeChunk(model, [], [...BOS, ...story.slice(300, 312)]);
+  assert.throws(() => fuse(model, { ...opts, chunks: cs, prefixKV: wrong }), (e: unknown) => e instanceof ArgumentError);
+  for (const r of [a, b, c]) r.cache.dispose();
+  for (const x of [...cs, prefixKV, wrong]) x.dispose();
 });
 
 test('rowSqDiff (the device-side deviation) equals the sum of squared differences, set and accumulated', async () => {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "../../kernels/add.cuh"
 #include "../../kernels/decode_gemv.cuh"

@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -104,10 +105,57 @@ void require_device(int device) {
                            std::to_string(in.devices.size()) + " CUDA device(s) found)");
 }
 
+// Device memory comes from the device's stream-ordered pool (cudaMallocAsync / cudaFreeAsync on
+// the legacy default stream, where kvlab's compute runs): a freed block is reused by the next
+// allocation in stream order, without cudaFree's device-wide synchronisation, which stalled the host
+// after every tensor disposed in a loop (CacheBlend's per-layer temporaries). The pool keeps what it
+// holds (no release threshold) and gives it back when an allocation fails. Contract, as with
+// PyTorch's caching allocator: work queued on another stream must finish (or be waited for) before
+// the tensors it uses are disposed; kvlab's async copies keep theirs alive until they complete.
+namespace {
+struct PoolState {
+  std::once_flag once;
+  bool pooled = false;
+};
+PoolState g_pools[64];
+
+bool pooled(int device) {
+  if (device < 0 || device >= 64) return false;
+  PoolState& ps = g_pools[device];
+  std::call_once(ps.once, [&] {
+    int supported = 0;
+    if (cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess || !supported) {
+      cudaGetLastError();
+      return;
+    }
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
+    uint64_t keep = UINT64_MAX;
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    ps.pooled = true;
+  });
+  return ps.pooled;
+}
+
+cudaError_t pool_alloc(int device, void** p, size_t bytes) {
+  cudaError_t e = cudaMallocAsync(p, bytes, cudaStreamLegacy);
+  if (e != cudaErrorMemoryAllocation) return e;
+  // Blocks freed but not yet reusable, or cached: let queued work finish, release them, retry.
+  cudaGetLastError();
+  cudaDeviceSynchronize();
+  cudaMemPool_t pool = nullptr;
+  if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
+  return cudaMallocAsync(p, bytes, cudaStreamLegacy);
+}
+}  // namespace
+
 void* device_alloc(int device, size_t bytes) {
   set_device(device);
   void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, bytes);
+  cudaError_t e = pooled(device) ? pool_alloc(device, &p, bytes) : cudaMalloc(&p, bytes);
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();
     fail(Code::OOM, "cuda:" + std::to_string(device) + " allocation of " + std::to_string(bytes) +
@@ -118,7 +166,10 @@ void* device_alloc(int device, size_t bytes) {
 }
 
 void device_free(int device, void* ptr) noexcept {
-  if (cudaSetDevice(device) == cudaSuccess) cudaFree(ptr);
+  if (cudaSetDevice(device) == cudaSuccess) {
+    if (pooled(device)) cudaFreeAsync(ptr, cudaStreamLegacy);
+    else cudaFree(ptr);
+  }
   cudaGetLastError();
 }
 
@@ -184,6 +235,16 @@ void memcpy(void* dst, int dst_device, const void* src, int src_device, size_t b
   set_device(active);
   cudaStream_t st = static_cast<cudaStream_t>(s);
   if (async) {
+    if (st != nullptr && st != cudaStreamLegacy) {
+      // Order the copy after the compute already queued: a fresh destination may be pool memory that
+      // queued kernels still read through the tensor that freed it (see device_alloc).
+      cudaEvent_t ev = nullptr;
+      check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
+      cudaError_t e = cudaEventRecord(ev, cudaStreamLegacy);
+      if (e == cudaSuccess) e = cudaStreamWaitEvent(st, ev, 0);
+      cudaEventDestroy(ev);
+      check(e, "cudaStreamWaitEvent");
+    }
     check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, st), "cudaMemcpyAsync");
   } else {
     check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy");

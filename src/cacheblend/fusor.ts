@@ -28,6 +28,12 @@ import { SelectiveRecompute } from './selective.js';
 export interface FuseRequest extends PolicyOptions {
   /** Tokens prefilled exactly at the start (e.g. [BOS]); the chunks were precomputed after the same. */
   prefix: ArrayLike<number>;
+  /**
+   * The prefix's KV computed once (a cached system prompt: `precomputeChunk(model, [], prefix)`),
+   * used instead of prefilling the prefix on every request. Its tokens must equal `prefix`, at
+   * positions 0..P-1.
+   */
+  prefixKV?: ChunkKV;
   chunks: readonly ChunkKV[];
   /** Tokens after the chunks; always recomputed. At least one. */
   query: ArrayLike<number>;
@@ -99,10 +105,11 @@ export function layoutOf(model: Model, prefix: ArrayLike<number>, chunkTokens: r
  * The full-reuse cache: the prefix prefilled, each chunk re-positioned to its place and appended,
  * with `extra` free slots after them (for the query). Caller disposes.
  */
-export function buildReusedCache(model: Model, prefix: ArrayLike<number>, chunks: readonly ChunkKV[], layout: FusedLayout, extra: number): KVCache {
+export function buildReusedCache(model: Model, prefix: ArrayLike<number>, chunks: readonly ChunkKV[], layout: FusedLayout, extra: number,
+  prefixKV?: ChunkKV): KVCache {
   const cache = model.newCache(layout.prefixLength + layout.contextLength + Math.max(extra, 0) || 1);
   try {
-    if (prefix.length > 0) model.prefill(prefix, { past: cache, logits: 'none' });
+    fillPrefix(model, cache, prefix, prefixKV);
     chunks.forEach((c, i) => {
       const start = layout.prefixLength + layout.chunkStarts[i]!;
       const moved = repositionChunk(model, c, Int32Array.from(c.positions, (_, j) => start + j));
@@ -119,12 +126,26 @@ export function buildReusedCache(model: Model, prefix: ArrayLike<number>, chunks
   }
 }
 
+/** The exact prefix into an empty cache: its cached KV when given (checked), else a prefill. */
+export function fillPrefix(model: Model, cache: KVCache, prefix: ArrayLike<number>, prefixKV?: ChunkKV): void {
+  const P = prefix.length;
+  if (!prefixKV) {
+    if (P > 0) model.prefill(prefix, { past: cache, logits: 'none' });
+    return;
+  }
+  checkChunk(model, prefixKV, 'prefixKV');
+  if (prefixKV.tokens.length !== P || prefixKV.tokens.some((t, i) => t !== prefix[i]))
+    throw new ArgumentError(`prefixKV holds tokens [${Array.from(prefixKV.tokens.slice(0, 8)).join(', ')}${P > 8 ? ', ...' : ''}], not the prefix's`);
+  if (prefixKV.positions.some((p, i) => p !== i)) throw new ArgumentError('prefixKV must sit at positions 0..P-1 (it is the exact start of the sequence)');
+  cache.appendSpan(prefixKV.kv, prefixKV.positions);
+}
+
 export function fuse(model: Model, req: FuseRequest): FuseResult {
   const query = Int32Array.from(req.query);
   if (query.length === 0) throw new ArgumentError('fuse needs at least one query token');
   const policy = resolvePolicy(req);
   const lay = fusedLayout(model, req.prefix, req.chunks, query.length);
-  const cache = buildReusedCache(model, req.prefix, req.chunks, lay, query.length);
+  const cache = buildReusedCache(model, req.prefix, req.chunks, lay, query.length, req.prefixKV);
   try {
     const ctx = policyContext(model, lay);
     if (policy.needsReference) ctx.trueDeviation = trueDeviation(model, cache, lay);

@@ -17,7 +17,7 @@ import { ropeInvFreq } from '../model/rope.js';
 import { ArgumentError, ShapeError } from '../runtime/errors.js';
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
-import { layoutOf, policyContext, resolvePolicy, runSelective, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
+import { fillPrefix, layoutOf, policyContext, resolvePolicy, runSelective, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
 import type { LayerSource } from './layer-source.js';
 
 /** A chunk whose KV is not in memory yet: its tokens, positions and fingerprint, and where its layers come from. */
@@ -56,7 +56,7 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
   const loads: Promise<void>[] = [];
   const helpers: Tensor[] = [];
   try {
-    if (P > 0) model.prefill(req.prefix, { past: cache, logits: 'none' });
+    fillPrefix(model, cache, req.prefix, req.prefixKV);
     cache.append(Int32Array.from({ length: N }, (_, i) => P + i));
     const invFreq = track(helpers, Tensor.fromTypedArray(ropeInvFreq(model.config), undefined, { device: model.device }));
     const deltas = req.chunks.map((c, i) => track(helpers, Tensor.fromTypedArray(
