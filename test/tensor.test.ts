@@ -24,6 +24,24 @@ test('round trip of every dtype on the CPU, shape and byte length kept', () => {
   }
 });
 
+test('copyStrided: runs between pitched layouts in one call, bounds and dtype checked', () => {
+  const src = Tensor.fromTypedArray(Float32Array.from({ length: 24 }, (_, i) => i), [24]);
+  const dst = Tensor.fromTypedArray(new Float32Array(40).fill(-1), [40]);
+  dst.copyStrided(src, { rows: 3, width: 4, srcPitch: 8, dstPitch: 10, srcOffset: 2, dstOffset: 5 });
+  const got = Array.from(dst.toTypedArray() as Float32Array);
+  const want = new Array(40).fill(-1);
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) want[5 + r * 10 + c] = 2 + r * 8 + c;
+  assert.equal(got, want);
+  const bad = (o: Parameters<Tensor['copyStrided']>[1]) => { try { dst.copyStrided(src, o); return null; } catch (e) { return (e as Error).name; } };
+  assert.is(bad({ rows: 4, width: 4, srcPitch: 8, dstPitch: 10, dstOffset: 5 }), 'ShapeError');   // 5 + 30 + 4 > 40
+  assert.is(bad({ rows: 3, width: 9, srcPitch: 8, dstPitch: 10 }), 'ArgumentError');              // width > pitch
+  assert.is(bad({ rows: 3, width: 4, srcPitch: 8, dstPitch: 10, srcOffset: 8 }), 'ShapeError');    // reads past 24
+  assert.is(bad({ rows: -1, width: 4, srcPitch: 8, dstPitch: 10 }), 'ArgumentError');
+  const half = Tensor.empty([40], { dtype: 'f16' });
+  assert.throws(() => half.copyStrided(src, { rows: 1, width: 1, srcPitch: 1, dstPitch: 1 }), (e: unknown) => (e as Error).name === 'DTypeError');
+  for (const t of [src, dst, half]) t.dispose();
+});
+
 test('hand-checked f16 and bf16 roundings (ties to even, overflow, subnormals)', () => {
   const x = Float32Array.from([1, 1 / 3, 65504, 65519, 65520, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, -0]);
   const t = Tensor.fromTypedArray(x);

@@ -1,4 +1,5 @@
 // Storage entry points: allocate, release, move bytes between JavaScript, host and devices.
+#include <cstdint>
 #include <cstring>
 
 #include "../core/storage.h"
@@ -7,6 +8,7 @@
 #include "async.h"
 #include "errors.h"
 #include "exports.h"
+#include "op_args.h"
 
 namespace kv::binding {
 namespace {
@@ -111,6 +113,34 @@ Napi::Value copy(const Napi::CallbackInfo& info) {
   });
 }
 
+// copy2d(dst, dstOffset, dstPitch, src, srcOffset, srcPitch, width, rows): rows of `width` bytes
+// between strided layouts in one call (a chunk's KV into a cache's slots: every layer, K and V).
+Napi::Value copy2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const char* fn = "copy2d";
+    auto dst = arg_storage(info, 0, fn, "dst");
+    size_t dst_off = arg_size(info, 1, fn, "dstOffset"), dpitch = arg_size(info, 2, fn, "dstPitch");
+    auto src = arg_storage(info, 3, fn, "src");
+    size_t src_off = arg_size(info, 4, fn, "srcOffset"), spitch = arg_size(info, 5, fn, "srcPitch");
+    size_t width = arg_size(info, 6, fn, "width"), rows = arg_size(info, 7, fn, "rows");
+    if (rows == 0 || width == 0) return info.Env().Undefined();
+    if (width > dpitch || width > spitch) fail(Code::Arg, "copy2d: width exceeds a pitch");
+    // The last row ends at offset + (rows - 1) * pitch + width; both spans are checked in full.
+    const size_t dspan = mul(fn, {rows - 1, dpitch}), sspan = mul(fn, {rows - 1, spitch});
+    if (dspan > SIZE_MAX - width || sspan > SIZE_MAX - width) fail(Code::Arg, "copy2d: sizes overflow");
+    check_range(*dst, dst_off, dspan + width, fn, "destination");
+    check_range(*src, src_off, sspan + width, fn, "source");
+    uint8_t* d = static_cast<uint8_t*>(dst->data) + dst_off;
+    const uint8_t* s = static_cast<const uint8_t*>(src->data) + src_off;
+    if (dst->device == kHost && src->device == kHost) {
+      for (size_t r = 0; r < rows; ++r) std::memmove(d + r * dpitch, s + r * spitch, width);
+    } else {
+      cuda::memcpy2d(d, dst->device, dpitch, s, src->device, spitch, width, rows);
+    }
+    return info.Env().Undefined();
+  });
+}
+
 // copyAsync(dst, dstOffset, src, srcOffset, bytes, stream) -> Promise<void>. The copy is queued
 // on the stream; the promise settles once it has finished. Both storages stay alive until then.
 Napi::Value copy_async(const Napi::CallbackInfo& info) {
@@ -158,6 +188,7 @@ void export_memory(Napi::Env env, Napi::Object exports) {
   exports.Set("download", Napi::Function::New(env, download, "download"));
   exports.Set("copy", Napi::Function::New(env, copy, "copy"));
   exports.Set("copyAsync", Napi::Function::New(env, copy_async, "copyAsync"));
+  exports.Set("copy2d", Napi::Function::New(env, copy2d, "copy2d"));
   exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));
 }
 

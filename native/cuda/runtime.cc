@@ -251,6 +251,13 @@ void memcpy(void* dst, int dst_device, const void* src, int src_device, size_t b
   }
 }
 
+void memcpy2d(void* dst, int dst_device, size_t dpitch, const void* src, int src_device, size_t spitch, size_t width,
+              size_t rows) {
+  if (width == 0 || rows == 0) return;
+  set_device(dst_device != kHost ? dst_device : src_device);
+  check(cudaMemcpy2D(dst, dpitch, src, spitch, width, rows, cudaMemcpyDefault), "cudaMemcpy2D");
+}
+
 void cast(int device, const void* src, DType src_type, void* dst, DType dst_type, size_t n,
           Stream s) {
   set_device(device);

@@ -61,6 +61,11 @@ void event_wait_and_destroy(int device, Event e);  // blocks the calling thread
 void memcpy(void* dst, int dst_device, const void* src, int src_device, size_t bytes,
             Stream s, bool async);
 
+// `rows` rows of `width` bytes, row r from src + r * spitch to dst + r * dpitch, on the compute
+// stream (device-to-device copies do not block the host; copies involving the host do).
+void memcpy2d(void* dst, int dst_device, size_t dpitch, const void* src, int src_device, size_t spitch, size_t width,
+              size_t rows);
+
 // Element-wise dtype conversion on the device (kernels/cast.cu).
 void cast(int device, const void* src, DType src_type, void* dst, DType dst_type, size_t n,
           Stream s);

@@ -32,6 +32,7 @@ void stream_synchronize(int, Stream) { unavailable(); }
 Event event_record(int, Stream) { unavailable(); }
 void event_wait_and_destroy(int, Event) { unavailable(); }
 void memcpy(void*, int, const void*, int, size_t, Stream, bool) { unavailable(); }
+void memcpy2d(void*, int, size_t, const void*, int, size_t, size_t, size_t) { unavailable(); }
 void cast(int, const void*, DType, void*, DType, size_t, Stream) { unavailable(); }
 void fill_uniform(int, void*, DType, size_t, uint64_t, float, float, Stream) { unavailable(); }
 

@@ -22,7 +22,7 @@ import { checkChunk, type ChunkKV } from './chunk.js';
 import { rowDeviation, snapshotRows } from './deviation.js';
 import { checkRatio, makePolicy, type DeviationKind, type PolicyContext, type PolicyOptions, type PolicyName,
   type SelectionPolicy } from './policies.js';
-import { repositionChunk } from './reposition.js';
+import { rotateCacheRows, rotationInputs } from './reposition.js';
 import { SelectiveRecompute } from './selective.js';
 
 export interface FuseRequest extends PolicyOptions {
@@ -110,15 +110,21 @@ export function buildReusedCache(model: Model, prefix: ArrayLike<number>, chunks
   const cache = model.newCache(layout.prefixLength + layout.contextLength + Math.max(extra, 0) || 1);
   try {
     fillPrefix(model, cache, prefix, prefixKV);
+    // Each chunk's KV goes in as stored (one strided copy each), then every layer's context K is
+    // rotated to the fused positions in one launch (RoPE by the position difference).
+    const P = layout.prefixLength, N = layout.contextLength;
+    const oldPos = new Int32Array(N), newPos = Int32Array.from({ length: N }, (_, i) => P + i);
     chunks.forEach((c, i) => {
-      const start = layout.prefixLength + layout.chunkStarts[i]!;
-      const moved = repositionChunk(model, c, Int32Array.from(c.positions, (_, j) => start + j));
-      try {
-        cache.appendSpan(moved.kv, moved.positions);
-      } finally {
-        moved.dispose();
-      }
+      oldPos.set(c.positions, layout.chunkStarts[i]!);
+      cache.appendSpan(c.kv, newPos.subarray(layout.chunkStarts[i]!, layout.chunkStarts[i]! + c.tokens.length));
     });
+    const { invFreq, delta } = rotationInputs(model, oldPos, newPos);
+    try {
+      for (let l = 0; l < model.config.nLayers; l++) rotateCacheRows(model, cache, l, P, delta, invFreq);
+    } finally {
+      invFreq.dispose();
+      delta.dispose();
+    }
     return cache;
   } catch (e) {
     cache.dispose();

@@ -13,12 +13,12 @@
 import { modelFingerprint } from '../model/fingerprint.js';
 import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
-import { ropeInvFreq } from '../model/rope.js';
 import { ArgumentError, ShapeError } from '../runtime/errors.js';
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
 import { fillPrefix, layoutOf, policyContext, resolvePolicy, runSelective, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
 import type { LayerSource } from './layer-source.js';
+import { rotateCacheRows, rotationInputs } from './reposition.js';
 
 /** A chunk whose KV is not in memory yet: its tokens, positions and fingerprint, and where its layers come from. */
 export interface StreamedChunk {
@@ -58,9 +58,10 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
   try {
     fillPrefix(model, cache, req.prefix, req.prefixKV);
     cache.append(Int32Array.from({ length: N }, (_, i) => P + i));
-    const invFreq = track(helpers, Tensor.fromTypedArray(ropeInvFreq(model.config), undefined, { device: model.device }));
-    const deltas = req.chunks.map((c, i) => track(helpers, Tensor.fromTypedArray(
-      Int32Array.from(c.positions, (p, j) => P + lay.chunkStarts[i]! + j - p), undefined, { device: model.device })));
+    const oldPos = new Int32Array(N);
+    req.chunks.forEach((c, i) => oldPos.set(c.positions, lay.chunkStarts[i]!));
+    const { invFreq, delta } = rotationInputs(model, oldPos, Int32Array.from({ length: N }, (_, i) => P + i));
+    helpers.push(invFreq, delta);
     const start = (l: number) => { if (l < L && loads.length === l) loads.push(loadLayer(model, cache, lay, req.chunks, l)); };
     const loadWaitMs: number[] = [];
     const result = await runSelective(model, cache, lay, query, policy, policyContext(model, lay), req, async (run) => {
@@ -70,7 +71,7 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
         await loads[l];
         loadWaitMs.push(performance.now() - t0);
         start(l + prefetch);
-        rotateLayer(model, cache, lay, l, deltas, invFreq);
+        rotateCacheRows(model, cache, l, P, delta, invFreq);
         run.step(l);
       }
     });
@@ -83,11 +84,6 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
   } finally {
     for (const t of helpers) t.dispose();
   }
-}
-
-function track(list: Tensor[], t: Tensor): Tensor {
-  list.push(t);
-  return t;
 }
 
 function checkStreamed(model: Model, c: StreamedChunk, i: number): void {
@@ -131,17 +127,4 @@ async function loadLayer(model: Model, cache: KVCache, lay: FusedLayout, chunks:
       v.dispose();
     }
   }));
-}
-
-/** Rotates layer l's K of every chunk from its own positions to its fused positions. */
-function rotateLayer(model: Model, cache: KVCache, lay: FusedLayout, l: number, deltas: Tensor[], invFreq: Tensor): void {
-  deltas.forEach((d, i) => {
-    const s = lay.prefixLength + lay.chunkStarts[i]!;
-    const k = cache.slab(l, 0).rows(s, s + lay.chunkLengths[i]!);
-    try {
-      ops.rope(k, d, invFreq, model.kvLayout.nKvHeads);
-    } finally {
-      k.dispose();
-    }
-  });
 }

@@ -5,6 +5,7 @@
  * inv_freq (ropeInvFreq folds the scaling in). V carries no position and is unchanged.
  * Uses the engine's rope op, so it runs wherever the chunk KV lives (CPU or CUDA).
  */
+import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
 import { ropeInvFreq } from '../model/rope.js';
 import { ArgumentError, ShapeError } from '../runtime/errors.js';
@@ -58,6 +59,28 @@ export function rotateSpanK(model: Model, kv: Tensor, n: number, delta: Int32Arr
     invFreq.dispose();
     d.dispose();
   }
+}
+
+/**
+ * Re-positions K already sitting in a cache: layer l's slots [start, start + n) are rotated by
+ * `delta` ([n] i32 on the cache's device) in one launch. The fusors write chunk KV into the cache
+ * as stored and rotate it there, so no rotated copy of a chunk is ever made.
+ */
+export function rotateCacheRows(model: Model, cache: KVCache, l: number, start: number, delta: Tensor, invFreq: Tensor): void {
+  const k = cache.slab(l, 0).rows(start, start + delta.numel);
+  try {
+    ops.rope(k, delta, invFreq, model.kvLayout.nKvHeads);
+  } finally {
+    k.dispose();
+  }
+}
+
+/** Device tensors the rotation needs: RoPE's inverse frequencies and new - old position per token. */
+export function rotationInputs(model: Model, oldPositions: Int32Array, newPositions: Int32Array): { invFreq: Tensor; delta: Tensor } {
+  if (oldPositions.length !== newPositions.length) throw new ShapeError(`${oldPositions.length} old positions but ${newPositions.length} new ones`);
+  const invFreq = Tensor.fromTypedArray(ropeInvFreq(model.config), undefined, { device: model.device });
+  const delta = Tensor.fromTypedArray(Int32Array.from(newPositions, (q, i) => q - oldPositions[i]!), undefined, { device: model.device });
+  return { invFreq, delta };
 }
 
 function copyOf(t: Tensor): Tensor {

@@ -128,16 +128,14 @@ export class KVCache {
       if (src !== kv) src.dispose();
       src = cast;
     }
-    for (let l = 0; l < nLayers; l++) {
-      for (const c of [0, 1] as const) {
-        const from = src.view([n, nKvHeads, headDim], (l * 2 + c) * n * this.rowWidth);
-        const slab = this.slab(l, c);
-        const to = slab.rows(start, start + n);
-        to.copyFrom(from);
-        for (const t of [from, to]) t.dispose();
-      }
+    // One strided copy for every layer's K and V: span row-block j = (layer, k|v) of n rows goes to
+    // the cache's block j at slot `start`.
+    const w = this.rowWidth;
+    try {
+      this.data.copyStrided(src, { rows: nLayers * 2, width: n * w, dstPitch: this.capacity * w, srcPitch: n * w, dstOffset: start * w });
+    } finally {
+      if (src !== kv) src.dispose();
     }
-    if (src !== kv) src.dispose();
     return slots;
   }
 

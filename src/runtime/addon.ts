@@ -69,6 +69,8 @@ export interface NativeAddon {
   upload(h: StorageHandle, offset: number, data: ArrayBufferView | ArrayBuffer): void;
   download(h: StorageHandle, offset: number, bytes: number): ArrayBuffer;
   copy(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number): void;
+  copy2d(dst: StorageHandle, dstOffset: number, dstPitch: number, src: StorageHandle, srcOffset: number, srcPitch: number,
+    width: number, rows: number): void;
   copyAsync(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number,
     stream: StreamHandle): Promise<void>;
   memoryStats(): NativeMemoryCounter[];

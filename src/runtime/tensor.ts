@@ -242,6 +242,26 @@ export class Tensor {
     native(() => addon().copy(this.nativeHandle, 0, src.nativeHandle, 0, this.byteLength));
   }
 
+  /**
+   * A strided copy in one call: `rows` runs of `width` elements, run r taken from `src` at element
+   * srcOffset + r * srcPitch and written here at element dstOffset + r * dstPitch. Same dtype, any
+   * devices; e.g. a chunk's KV (every layer's K and V) into a cache's slots.
+   */
+  copyStrided(src: Tensor, o: { rows: number; width: number; dstPitch: number; srcPitch: number; dstOffset?: number; srcOffset?: number }): void {
+    if (src.dtype !== this.dtype) throw new DTypeError(`copyStrided: ${src.dtype} into ${this.dtype}`);
+    const { rows, width, dstPitch, srcPitch } = o;
+    const dstOffset = o.dstOffset ?? 0, srcOffset = o.srcOffset ?? 0;
+    for (const [k, v] of Object.entries({ rows, width, dstPitch, srcPitch, dstOffset, srcOffset }))
+      if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`copyStrided: ${k} must be a non-negative integer, got ${v}`);
+    if (rows === 0 || width === 0) return;
+    if (width > dstPitch || width > srcPitch) throw new ArgumentError(`copyStrided: width ${width} exceeds a pitch (${dstPitch}, ${srcPitch})`);
+    const end = (off: number, pitch: number) => off + (rows - 1) * pitch + width;
+    if (end(dstOffset, dstPitch) > this.numel) throw new ShapeError(`copyStrided: writes past the end of ${this.describe()}`);
+    if (end(srcOffset, srcPitch) > src.numel) throw new ShapeError(`copyStrided: reads past the end of ${src.describe()}`);
+    const b = DTYPE_BYTES[this.dtype];
+    native(() => addon().copy2d(this.nativeHandle, dstOffset * b, dstPitch * b, src.nativeHandle, srcOffset * b, srcPitch * b, width * b, rows));
+  }
+
   /** Asynchronous copyFrom on `stream`; without a stream (or host to host) it runs synchronously. */
   async copyFromAsync(src: Tensor, stream?: Stream): Promise<void> {
     this.checkCopy(src);
