@@ -69,12 +69,7 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   cuda::matmul(dev, h, p(w.wq), p(w.bq), q, t, n, D, qd, st);
   cuda::matmul(dev, h, p(w.wk), p(w.bk), k, t, n, D, kvd, st);
   cuda::matmul(dev, h, p(w.wv), p(w.bv), v, t, n, D, kvd, st);
-  cuda::rope(dev, q, t, io.pos, p<float>(inv_freq_), n, d_.n_heads, hd, st);
-  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
-  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
-  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
-  cuda::attention(dev, q, io.k_cache, io.v_cache, t, io.pos, io.kpos, att, n, io.nk, d_.n_heads, d_.n_kv_heads, hd,
-                  d_.scale, st);
+  attend_cuda(io, q, k, v, att, st);
   cuda::matmul(dev, att, p(w.wo), nullptr, o, t, n, qd, D, st);
   cuda::add(dev, x, o, x, t, n * D, st);
   cuda::rmsnorm(dev, x, p(w.ffn_norm), h, t, n, D, d_.eps, st);
@@ -83,6 +78,19 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   cuda::swiglu(dev, g, u, g, t, n * F, st);
   cuda::matmul(dev, g, p(w.w2), nullptr, o, t, n, F, D, st);
   cuda::add(dev, x, o, x, t, n * D, st);
+}
+
+// RoPE on the new tokens' q and k, their k and v into the cache slots, attention over the cache.
+void Plan::attend_cuda(const LayerIO& io, void* q, void* k, void* v, void* att, cuda::Stream st) {
+  const size_t n = io.n, hd = d_.head_dim, kvd = d_.n_kv_heads * hd, es = dtype_size(d_.dtype);
+  const int dev = d_.device;
+  const DType t = d_.dtype;
+  cuda::rope(dev, q, t, io.pos, p<float>(inv_freq_), n, d_.n_heads, hd, st);
+  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
+  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
+  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
+  cuda::attention(dev, q, io.k_cache, io.v_cache, t, io.pos, io.kpos, att, n, io.nk, d_.n_heads, d_.n_kv_heads, hd,
+                  d_.scale, st);
 }
 
 // The decode step on CUDA in 4 fused projections + rope, scatter and attention (10 launches, not
@@ -104,12 +112,7 @@ bool Plan::run_fused_decode(const LayerWeights& w, const LayerIO& io, void* q, v
     return false;
   const int dev = d_.device;
   cuda::decode_gemv(dev, io.x, p(w.attn_norm), d_.eps, qkv, 3, DecodeEpilogue::Store, t, n, D, st);
-  cuda::rope(dev, q, t, io.pos, p<float>(inv_freq_), n, d_.n_heads, hd, st);
-  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
-  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
-  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
-  cuda::attention(dev, q, io.k_cache, io.v_cache, t, io.pos, io.kpos, att, n, io.nk, d_.n_heads, d_.n_kv_heads, hd,
-                  d_.scale, st);
+  attend_cuda(io, q, k, v, att, st);
   cuda::decode_gemv(dev, att, nullptr, 0.0f, o_proj, 1, DecodeEpilogue::AddInto, t, n, qd, st);
   cuda::decode_gemv(dev, io.x, p(w.ffn_norm), d_.eps, gate_up, 2, DecodeEpilogue::Swiglu, t, n, D, st);
   cuda::decode_gemv(dev, g, nullptr, 0.0f, down, 1, DecodeEpilogue::AddInto, t, n, F, st);

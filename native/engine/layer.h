@@ -50,6 +50,7 @@ class Plan {
 
  private:
   void* scratch(size_t i, size_t bytes);
+  void attend_cuda(const LayerIO& io, void* q, void* k, void* v, void* att, cuda::Stream st);
   bool run_fused_decode(const LayerWeights& w, const LayerIO& io, void* q, void* k, void* v, void* att, void* g,
                         cuda::Stream st);
   Dims d_;
