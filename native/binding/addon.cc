@@ -12,6 +12,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   kv::binding::export_ops(env, exports);
   kv::binding::export_model_ops(env, exports);
   kv::binding::export_layer_plan(env, exports);
+  kv::binding::export_codec(env, exports);
   return exports;
 }
 

@@ -10,5 +10,6 @@ void export_stream(Napi::Env env, Napi::Object exports);
 void export_ops(Napi::Env env, Napi::Object exports);
 void export_model_ops(Napi::Env env, Napi::Object exports);
 void export_layer_plan(Napi::Env env, Napi::Object exports);
+void export_codec(Napi::Env env, Napi::Object exports);
 
 }  // namespace kv::binding

@@ -15,6 +15,8 @@ enum class Code {
   Device,    // the requested device is not available
   Cuda,      // a CUDA runtime or cuBLAS call failed
   Internal,  // a broken invariant inside kvlab (a bug)
+  Format,    // a malformed file or bitstream (bad magic, truncated, checksum mismatch)
+  NotFound,  // a named thing that was looked for and not found (e.g. a codec profile)
 };
 
 // Stable string codes shared with src/runtime/errors.ts.
@@ -28,6 +30,8 @@ inline const char* code_name(Code c) {
     case Code::Device: return "KVLAB_DEVICE";
     case Code::Cuda: return "KVLAB_CUDA";
     case Code::Internal: return "KVLAB_INTERNAL";
+    case Code::Format: return "KVLAB_FORMAT";
+    case Code::NotFound: return "KVLAB_NOT_FOUND";
   }
   return "KVLAB_INTERNAL";
 }

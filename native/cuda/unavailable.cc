@@ -1,5 +1,6 @@
 // The CUDA runtime of a build without the CUDA backend: it reports why, and every call that needs
 // a GPU throws kv::Error(Device) with that reason. KVLAB_CUDA_REASON comes from CMake.
+#include "codec_ops.h"
 #include "ops.h"
 #include "runtime.h"
 
@@ -55,5 +56,14 @@ void decode_gemv(int, const void*, const void*, float, const DecodeGemvPart*, in
 void gather_rows(int, const void*, const int32_t*, void*, size_t, size_t, Stream) { unavailable(); }
 void scatter_rows(int, const void*, const int32_t*, void*, size_t, size_t, Stream) { unavailable(); }
 void sample(int, const float*, size_t, float, float, float, int32_t*, Stream) { unavailable(); }
+
+// The CacheGen codec (codec_ops.h).
+std::vector<uint8_t> cachegen_encode(int, uint8_t, const codec::KvInput&, const codec::CachegenOptions&) { unavailable(); }
+void cachegen_decode(int, const uint8_t*, size_t, const codec::Parsed&, const codec::DecodeProfile*, void*, DType) {
+  unavailable();
+}
+CodecBench cachegen_bench(int, uint8_t, const codec::KvInput&, const codec::CachegenOptions&, void*, DType, int) {
+  unavailable();
+}
 
 }  // namespace kv::cuda

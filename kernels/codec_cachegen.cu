@@ -1,0 +1,262 @@
+// CacheGen encode and decode kernels (codec_cachegen.cuh). The math is native/codec's, shared with
+// the C++ codec; this file only maps it onto threads. Float steps use __fmul_rn/__fadd_rn/__fdiv_rn
+// (hd.h) so nothing is contracted into an FMA and both sides round alike.
+#include "codec_cachegen.cuh"
+
+#include <cub/device/device_scan.cuh>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "../native/codec/cachegen_math.h"
+#include "../native/codec/crc32.h"
+
+namespace kvk {
+namespace {
+
+using namespace kv::codec;
+
+constexpr int kThreads = 128;
+
+template <int DT>
+__device__ __forceinline__ float load_kv(const void* p, size_t i) {
+  if constexpr (DT == 0) return static_cast<const float*>(p)[i];
+  else if constexpr (DT == 1) return __half2float(static_cast<const __half*>(p)[i]);
+  else return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+}
+
+template <int DT>
+__device__ __forceinline__ void store_kv(void* p, size_t i, float v) {
+  if constexpr (DT == 0) static_cast<float*>(p)[i] = v;
+  else if constexpr (DT == 1) static_cast<__half*>(p)[i] = __float2half_rn(v);
+  else static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ uint16_t read_le16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+
+unsigned grid_for(size_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+
+template <int DT>
+__global__ void anchor_maxabs_kernel(const void* kv, CgDims d, float* maxabs) {
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= size_t(d.planes) * d.channels) return;
+  size_t p = i / d.channels, c = i % d.channels;
+  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
+  maxabs[i] = cg_anchor_maxabs(load, d.tokens, d.group);
+}
+
+__global__ void plane_steps_kernel(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m,
+                                   uint16_t* steps) {
+  uint32_t p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= d.planes) return;
+  cg_plane_steps(maxabs + size_t(p) * d.channels, d.channels, fraction[p], m[p], steps + size_t(p) * d.channels);
+}
+
+template <int DT>
+__global__ void delta_maxabs_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint8_t* ma,
+                                    const uint8_t* md, float* maxabs) {
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= size_t(d.planes) * d.channels) return;
+  size_t p = i / d.channels, c = i % d.channels;
+  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
+  CgChannel ch = cg_channel(step_a[i], 0, ma[p], md[p]);
+  maxabs[i] = cg_delta_maxabs(load, d.tokens, d.group, ch);
+}
+
+template <int DT>
+__global__ void histogram_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
+                                 const uint8_t* ma, const uint8_t* md, const uint32_t* table_off, uint32_t* counts) {
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= size_t(d.planes) * d.channels) return;
+  size_t p = i / d.channels, c = i % d.channels;
+  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
+  CgChannel ch = cg_channel(step_a[i], step_d[i], ma[p], md[p]);
+  // Counts in thread-local arrays first: the plane's anchor table is shared by all its channels, and
+  // one atomic per non-zero bin at the end keeps contention off the hot loop (integer sums: exact).
+  uint32_t ha[kMaxAlphabet], hd[kMaxAlphabet];
+  const uint32_t na = 2 * ma[p] + 1, nd = 2 * md[p] + 1;
+  for (uint32_t k = 0; k < kMaxAlphabet; ++k) ha[k] = hd[k] = 0;
+  cg_channel_histogram(load, d.tokens, d.group, ch, [&](uint32_t s) { ha[s] += 1; }, hd);
+  uint32_t* ca = counts + table_off[p];
+  uint32_t* cd = counts + table_off[d.planes + i];
+  for (uint32_t k = 0; k < na; ++k)
+    if (ha[k]) atomicAdd(ca + k, ha[k]);
+  for (uint32_t k = 0; k < nd; ++k) cd[k] = hd[k];
+}
+
+__global__ void codes_kernel(const uint32_t* counts, const uint32_t* table_off, const uint8_t* table_n,
+                             uint32_t n_tables, uint8_t* codes) {
+  uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n_tables) return;
+  log_codes_from_counts(counts + table_off[t], table_n[t], codes + table_off[t], 0);
+}
+
+__global__ void cum_kernel(const uint8_t* codes, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
+                           CgDims d, uint32_t* cum, uint32_t* bad) {
+  uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n_tables) return;
+  uint32_t freq[kMaxAlphabet + 1];
+  bool ok = freqs_from_codes(codes + table_off[t], table_n[t], kProbBits, freq, cum + size_t(t) * kCgCumStride);
+  bool needed = t < d.planes || (d.tokens > 1 && d.group > 1);
+  if (!ok && needed) atomicAdd(bad, 1u);
+}
+
+template <int DT>
+__global__ void encode_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
+                              const uint8_t* ma, const uint8_t* md, const uint32_t* cum, uint8_t* scratch,
+                              uint32_t cap, uint32_t* lengths) {
+  size_t s = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  size_t n_streams = size_t(d.planes) * d.blocks * d.channels;
+  if (s >= n_streams) return;
+  size_t c = s % d.channels, blk = (s / d.channels) % d.blocks, p = s / (size_t(d.channels) * d.blocks);
+  size_t pc = p * d.channels + c;
+  uint32_t t0 = static_cast<uint32_t>(blk * d.stream_tokens);
+  uint32_t t1 = min(d.tokens, t0 + d.stream_tokens);
+  CgChannel ch = cg_channel(step_a[pc], step_d[pc], ma[p], md[p]);
+  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
+  uint8_t* end = scratch + (s + 1) * cap;
+  lengths[s] = cg_encode_stream(load, t0, t1, d.group, ch, cum + p * kCgCumStride,
+                                cum + (d.planes + pc) * kCgCumStride, end);
+}
+
+__device__ __forceinline__ void load_crc_table(uint32_t* table) {
+  for (uint32_t i = threadIdx.x; i < 256; i += blockDim.x) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    table[i] = c;
+  }
+  __syncthreads();
+}
+
+__device__ __forceinline__ void add_check(uint32_t* check, uint32_t term) {
+  for (int off = 16; off > 0; off >>= 1) term += __shfl_down_sync(0xffffffffu, term, off);
+  if ((threadIdx.x & 31) == 0) atomicAdd(check, term);
+}
+
+__global__ void compact_kernel(const uint8_t* scratch, uint32_t cap, const uint32_t* lengths, const uint32_t* offsets,
+                               uint32_t n_streams, uint8_t* payload, uint32_t* check) {
+  __shared__ uint32_t table[256];
+  load_crc_table(table);
+  size_t s = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  uint32_t term = 0;
+  if (s < n_streams) {
+    uint32_t len = lengths[s];
+    const uint8_t* src = scratch + (s + 1) * cap - len;
+    uint8_t* dst = payload + offsets[s];
+    uint32_t c = ~0u;
+    for (uint32_t i = 0; i < len; ++i) {
+      uint8_t b = src[i];
+      dst[i] = b;
+      c = table[(c ^ b) & 0xffu] ^ (c >> 8);
+    }
+    term = payload_check_term(~c, s);
+  }
+  add_check(check, term);
+}
+
+template <int DT>
+__global__ void decode_kernel(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
+                              const uint8_t* ma, const uint8_t* md, const uint32_t* cum, void* out, uint32_t* check,
+                              uint32_t* bad) {
+  __shared__ uint32_t table[256];
+  load_crc_table(table);
+  size_t s = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  size_t n_streams = size_t(d.planes) * d.blocks * d.channels;
+  uint32_t term = 0;
+  if (s < n_streams) {
+    size_t c = s % d.channels, blk = (s / d.channels) % d.blocks, p = s / (size_t(d.channels) * d.blocks);
+    size_t pc = p * d.channels + c;
+    size_t n_pc = size_t(d.planes) * d.channels;
+    uint32_t t0 = static_cast<uint32_t>(blk * d.stream_tokens);
+    uint32_t t1 = min(d.tokens, t0 + d.stream_tokens);
+    CgChannel ch = cg_channel(read_le16(steps + 2 * pc), read_le16(steps + 2 * (n_pc + pc)), ma[p], md[p]);
+    const uint8_t* sp = payload + offsets[s];
+    const uint8_t* se = payload + offsets[s + 1];
+    auto store = [&](uint32_t t, float v) { store_kv<DT>(out, (p * d.tokens + t) * d.channels + c, v); };
+    if (!cg_decode_stream(store, sp, se, t0, t1, d.group, ch, cum + p * kCgCumStride,
+                          cum + (d.planes + pc) * kCgCumStride))
+      atomicAdd(bad, 1u);
+    uint32_t crc = ~0u;
+    for (const uint8_t* q = sp; q < se; ++q) crc = table[(crc ^ *q) & 0xffu] ^ (crc >> 8);
+    term = payload_check_term(~crc, s);
+  }
+  add_check(check, term);
+}
+
+#define KVK_DISPATCH(dtype, KERNEL, grid, ...)                                     \
+  switch (dtype) {                                                               \
+    case 0: KERNEL<0><<<grid, kThreads, 0, s>>>(__VA_ARGS__); break;             \
+    case 1: KERNEL<1><<<grid, kThreads, 0, s>>>(__VA_ARGS__); break;             \
+    case 2: KERNEL<2><<<grid, kThreads, 0, s>>>(__VA_ARGS__); break;             \
+    default: return cudaErrorInvalidValue;                                       \
+  }
+
+}  // namespace
+
+cudaError_t cachegen_anchor_maxabs(const void* kv, int dtype, CgDims d, float* maxabs, cudaStream_t s) {
+  KVK_DISPATCH(dtype, anchor_maxabs_kernel, grid_for(size_t(d.planes) * d.channels), kv, d, maxabs);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_plane_steps(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m, uint16_t* steps,
+                           cudaStream_t s) {
+  plane_steps_kernel<<<grid_for(d.planes), kThreads, 0, s>>>(maxabs, d, fraction, m, steps);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_delta_maxabs(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint8_t* m_anchor,
+                            const uint8_t* m_delta, float* maxabs, cudaStream_t s) {
+  KVK_DISPATCH(dtype, delta_maxabs_kernel, grid_for(size_t(d.planes) * d.channels), kv, d, step_a, m_anchor, m_delta,
+               maxabs);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_histogram(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
+                         const uint8_t* m_anchor, const uint8_t* m_delta, const uint32_t* table_off, uint32_t* counts,
+                         cudaStream_t s) {
+  KVK_DISPATCH(dtype, histogram_kernel, grid_for(size_t(d.planes) * d.channels), kv, d, step_a, step_d, m_anchor,
+               m_delta, table_off, counts);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_codes(const uint32_t* counts, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
+                     uint8_t* codes, cudaStream_t s) {
+  codes_kernel<<<grid_for(n_tables), kThreads, 0, s>>>(counts, table_off, table_n, n_tables, codes);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_cum_tables(const uint8_t* codes, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
+                          CgDims d, uint32_t* cum, uint32_t* bad, cudaStream_t s) {
+  cum_kernel<<<grid_for(n_tables), kThreads, 0, s>>>(codes, table_off, table_n, n_tables, d, cum, bad);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_encode_streams(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
+                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint32_t* cum, uint8_t* scratch,
+                              uint32_t cap, uint32_t* lengths, cudaStream_t s) {
+  KVK_DISPATCH(dtype, encode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), kv, d, step_a, step_d,
+               m_anchor, m_delta, cum, scratch, cap, lengths);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_scan(const uint32_t* lengths, uint32_t* offsets, uint32_t n, void* temp, size_t* temp_bytes,
+                    cudaStream_t s) {
+  return cub::DeviceScan::ExclusiveSum(temp, *temp_bytes, lengths, offsets, static_cast<int>(n), s);
+}
+
+cudaError_t cachegen_compact(const uint8_t* scratch, uint32_t cap, const uint32_t* lengths, const uint32_t* offsets,
+                       uint32_t n_streams, uint8_t* payload, uint32_t* check, cudaStream_t s) {
+  compact_kernel<<<grid_for(n_streams), kThreads, 0, s>>>(scratch, cap, lengths, offsets, n_streams, payload, check);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_decode_streams(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
+                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint32_t* cum, void* out,
+                              int out_dtype, uint32_t* check, uint32_t* bad, cudaStream_t s) {
+  KVK_DISPATCH(out_dtype, decode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), payload, offsets, d,
+               steps, m_anchor, m_delta, cum, out, check, bad);
+  return cudaGetLastError();
+}
+
+}  // namespace kvk

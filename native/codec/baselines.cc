@@ -1,0 +1,235 @@
+// Baseline codecs: fp16 raw; int8/int4 symmetric per token or per channel (scale = max|x| rounded
+// up to bf16, levels -127..127 or -7..7); kivi2, KIVI-style 2-bit asymmetric (keys per channel over
+// groups of G tokens, values per token over groups of G channels; min and step in f16).
+// One stream per (layer, K|V) of fixed-width codes in [token][channel] order: int8 a byte each,
+// int4 two's-complement nibbles low first, kivi2 four 2-bit codes a byte, low first.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "../core/half.h"
+#include "../core/status.h"
+#include "../cpu/parallel.h"
+#include "codec.h"
+#include "crc32.h"
+#include "hd.h"
+
+namespace kv::codec {
+namespace {
+
+struct Kind {
+  int bits;          // 16, 8, 4, 2
+  bool per_channel;  // int: scale per (plane, channel) instead of per (plane, token)
+};
+
+Kind kind_of(CodecId id) {
+  switch (id) {
+    case CodecId::Fp16: return {16, false};
+    case CodecId::Int8Token: return {8, false};
+    case CodecId::Int8Channel: return {8, true};
+    case CodecId::Int4Token: return {4, false};
+    case CodecId::Int4Channel: return {4, true};
+    case CodecId::Kivi2: return {2, false};
+    default: fail(Code::Internal, "not a baseline codec");
+  }
+}
+
+size_t stream_bytes(const Shape& s, int bits) { return (size_t(s.tokens) * s.channels() * bits + 7) / 8; }
+
+size_t n_scale_groups(const Shape& s, Kind k, uint32_t kivi_group, bool value_plane) {
+  const size_t T = s.tokens, C = static_cast<size_t>(s.channels());
+  if (k.bits == 16) return 0;
+  if (k.bits == 2) {
+    size_t g = kivi_group;
+    return value_plane ? T * ((C + g - 1) / g) : ((T + g - 1) / g) * C;
+  }
+  return k.per_channel ? C : T;
+}
+
+void put_code(uint8_t* stream, size_t i, int bits, uint32_t code) {
+  if (bits == 8) stream[i] = static_cast<uint8_t>(code);
+  else if (bits == 4) stream[i / 2] |= static_cast<uint8_t>((code & 15u) << (4 * (i % 2)));
+  else stream[i / 4] |= static_cast<uint8_t>((code & 3u) << (2 * (i % 4)));
+}
+uint32_t get_code(const uint8_t* stream, size_t i, int bits) {
+  if (bits == 8) return stream[i];
+  if (bits == 4) return (stream[i / 2] >> (4 * (i % 2))) & 15u;
+  return (stream[i / 4] >> (2 * (i % 4))) & 3u;
+}
+int32_t signed_code(uint32_t code, int bits) {
+  return bits == 8 ? static_cast<int32_t>(static_cast<int8_t>(code)) : (code & 8u ? int32_t(code) - 16 : int32_t(code));
+}
+
+float f16_clamped(float v) { return f16_to_f32(f32_to_f16(std::max(-65504.0f, std::min(65504.0f, v)))); }
+
+// KIVI group g of plane p: the elements it covers, as (token, channel) ranges.
+struct Range {
+  size_t t0, t1, c0, c1;
+};
+Range kivi_range(const Shape& s, uint32_t G, bool value_plane, size_t g) {
+  const size_t T = s.tokens, C = static_cast<size_t>(s.channels());
+  if (value_plane) {
+    size_t per = (C + G - 1) / G, t = g / per, c0 = (g % per) * G;
+    return {t, t + 1, c0, std::min(C, c0 + G)};
+  }
+  size_t t0 = (g / C) * G, c = g % C;
+  return {t0, std::min(T, t0 + G), c, c + 1};
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& in, const BaselineOptions& opt) {
+  check_finite(in);
+  const Kind k = kind_of(id);
+  const Shape& s = in.shape;
+  const size_t planes = size_t(s.layers) * 2, T = s.tokens, C = static_cast<size_t>(s.channels());
+  const uint32_t G = opt.kivi_group;
+  if (k.bits == 2 && (G < 1 || G > 65535)) fail(Code::Arg, "kivi2: group size must be in 1..65535");
+  const size_t sb = stream_bytes(s, k.bits);
+  std::vector<std::vector<uint8_t>> streams(planes, std::vector<uint8_t>(sb, 0));
+  std::vector<std::vector<uint16_t>> side(planes);
+  auto at = [&](size_t p, size_t t, size_t c) { return load_value(in.data, in.dtype, (p * T + t) * C + c); };
+
+  cpu::parallel_for(planes, 1, [&](size_t b, size_t e) {
+    for (size_t p = b; p < e; ++p) {
+      uint8_t* st = streams[p].data();
+      if (k.bits == 16) {
+        for (size_t i = 0; i < T * C; ++i) {
+          uint16_t h = f32_to_f16(load_value(in.data, in.dtype, p * T * C + i));
+          st[2 * i] = static_cast<uint8_t>(h);
+          st[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+        }
+      } else if (k.bits == 2) {
+        const bool vp = p % 2 == 1;
+        size_t ng = n_scale_groups(s, k, G, vp);
+        for (size_t g = 0; g < ng; ++g) {
+          Range r = kivi_range(s, G, vp, g);
+          float mn = INFINITY, mx = -INFINITY;
+          for (size_t t = r.t0; t < r.t1; ++t)
+            for (size_t c = r.c0; c < r.c1; ++c) {
+              float v = at(p, t, c);
+              mn = std::min(mn, v);
+              mx = std::max(mx, v);
+            }
+          float mn16 = f16_clamped(mn);
+          float step = f16_clamped((mx - mn16) / 3.0f);
+          side[p].push_back(f32_to_f16(mn16));
+          side[p].push_back(f32_to_f16(step));
+          float inv = step > 0 ? 1.0f / step : 0.0f;
+          for (size_t t = r.t0; t < r.t1; ++t)
+            for (size_t c = r.c0; c < r.c1; ++c) {
+              float q = std::rint((at(p, t, c) - mn16) * inv);
+              put_code(st, t * C + c, 2, static_cast<uint32_t>(std::max(0.0f, std::min(3.0f, q))));
+            }
+        }
+      } else {
+        const int32_t m = k.bits == 8 ? 127 : 7;
+        const size_t ng = k.per_channel ? C : T, inner = k.per_channel ? T : C;
+        for (size_t g = 0; g < ng; ++g) {
+          float mx = 0.0f;
+          for (size_t j = 0; j < inner; ++j)
+            mx = std::max(mx, std::fabs(k.per_channel ? at(p, j, g) : at(p, g, j)));
+          uint16_t sc = bf16_round_up(mx);
+          side[p].push_back(sc);
+          float inv = quant_inv(bf16_value(sc), m);
+          for (size_t j = 0; j < inner; ++j) {
+            size_t t = k.per_channel ? j : g, c = k.per_channel ? g : j;
+            int32_t q = quantize_sym(at(p, t, c), inv, m);
+            put_code(st, t * C + c, k.bits, static_cast<uint32_t>(q) & (k.bits == 8 ? 0xffu : 0xfu));
+          }
+        }
+      }
+    }
+  });
+
+  ContainerParts parts;
+  parts.meta.codec = id;
+  parts.meta.level = level;
+  parts.meta.shape = s;
+  parts.meta.fingerprint = in.fingerprint;
+  if (k.bits == 2) put_u16(parts.meta.config, static_cast<uint16_t>(G));
+  parts.positions = in.positions;
+  for (auto& sd : side)
+    for (uint16_t v : sd) put_u16(parts.side, v);
+  std::vector<uint32_t> crcs;
+  for (auto& st : streams) {
+    parts.lengths.push_back(static_cast<uint32_t>(st.size()));
+    crcs.push_back(crc32(st.data(), st.size()));
+  }
+  parts.payload_check = payload_check(crcs.data(), crcs.size());
+  size_t off = 0;
+  std::vector<uint8_t> out = write_container(parts, &off);
+  for (auto& st : streams) {
+    std::memcpy(out.data() + off, st.data(), st.size());
+    off += st.size();
+  }
+  return out;
+}
+
+void decode_baseline_host(const Parsed& p, void* out, DType out_type) {
+  const Kind k = kind_of(p.meta.codec);
+  const Shape& s = p.meta.shape;
+  const size_t planes = size_t(s.layers) * 2, T = s.tokens, C = static_cast<size_t>(s.channels());
+  uint32_t G = 0;
+  if (k.bits == 2) {
+    if (p.meta.config.size() != 2) format_error("kivi2 config length");
+    G = read_u16(p.meta.config.data());
+    if (G < 1) format_error("kivi2 group size 0");
+  } else if (!p.meta.config.empty()) {
+    format_error("unexpected config for " + std::string(codec_name(p.meta.codec)));
+  }
+  if (p.meta.flags != 0) format_error("unknown flags");
+  std::vector<size_t> side_off(planes + 1, 0);
+  for (size_t q = 0; q < planes; ++q)
+    side_off[q + 1] = side_off[q] + 2 * (k.bits == 2 ? 2 : 1) * n_scale_groups(s, k, G, q % 2 == 1);
+  if (p.side_bytes != side_off[planes]) format_error("SIDE length");
+  if (p.n_streams != planes) format_error("stream count");
+  const size_t sb = stream_bytes(s, k.bits);
+  for (size_t q = 0; q < planes; ++q)
+    if (p.offsets[q + 1] - p.offsets[q] != sb) format_error("stream length");
+  for (size_t i = 0; i < p.side_bytes / 2; ++i) {
+    uint16_t h = read_u16(p.side + 2 * i);
+    bool finite = k.bits == 2 ? (h & 0x7c00u) != 0x7c00u : ((h >> 7) & 0xffu) <= 127 + 101;
+    if (!finite) format_error("non-finite scale");
+  }
+  verify_payload(p);
+
+  std::vector<uint8_t> bad(planes, 0);
+  cpu::parallel_for(planes, 1, [&](size_t b, size_t e) {
+    for (size_t q = b; q < e; ++q) {
+      const uint8_t* st = p.payload + p.offsets[q];
+      const uint8_t* sd = p.side + side_off[q];
+      const size_t base = q * T * C;
+      if (k.bits == 16) {
+        for (size_t i = 0; i < T * C; ++i) {
+          uint16_t h = read_u16(st + 2 * i);
+          if ((h & 0x7c00u) == 0x7c00u) bad[q] = 1;  // the encoder never writes Inf or NaN
+          store_value(out, out_type, base + i, f16_to_f32(h));
+        }
+      } else if (k.bits == 2) {
+        const bool vp = q % 2 == 1;
+        size_t ng = n_scale_groups(s, k, G, vp);
+        for (size_t g = 0; g < ng; ++g) {
+          Range r = kivi_range(s, G, vp, g);
+          float mn = f16_to_f32(read_u16(sd + 4 * g)), step = f16_to_f32(read_u16(sd + 4 * g + 2));
+          for (size_t t = r.t0; t < r.t1; ++t)
+            for (size_t c = r.c0; c < r.c1; ++c)
+              store_value(out, out_type, base + t * C + c, mn + static_cast<float>(get_code(st, t * C + c, 2)) * step);
+        }
+      } else {
+        const int32_t m = k.bits == 8 ? 127 : 7;
+        for (size_t t = 0; t < T; ++t)
+          for (size_t c = 0; c < C; ++c) {
+            float step = quant_step(bf16_value(read_u16(sd + 2 * (k.per_channel ? c : t))), m);
+            int32_t v = signed_code(get_code(st, t * C + c, k.bits), k.bits);
+            store_value(out, out_type, base + t * C + c, static_cast<float>(v) * step);
+          }
+      }
+    }
+  });
+  for (size_t q = 0; q < planes; ++q)
+    if (bad[q]) format_error("an fp16 value is Inf or NaN");
+}
+
+}  // namespace kv::codec

@@ -1,0 +1,155 @@
+/**
+ * The codec benchmark (`kvlab codec bench`, = `kvlab bench codec`): encode and decode throughput of
+ * kvlab's CacheGen in GB/s of fp16 KV, on KV that a model computes from token ids (on a GPU host the
+ * random-initialised Mistral-7B-shaped model: 32 layers, 8 KV heads of 128), for each chunk length.
+ *
+ * CUDA: device times by CUDA events, median of `reps` runs after a warm-up: encode = KV on the GPU
+ * to compacted streams, steps and tables on the GPU (the container's header is then assembled on the
+ * host from a few small copies, not timed); decode = container on the GPU to f16 KV on the GPU,
+ * including the payload checksum and the clean-stream checks. Each row's floor is the GB/s at which
+ * moving the bytes the step must move (fp16 KV once plus the container once) takes exactly the
+ * card's peak memory bandwidth; `fractionOfFloor` is value / floor. Before timing, the CUDA
+ * container is compared byte for byte with the host encoder's (for chunks up to `parityMaxTokens`).
+ * CPU: wall time of encode() and decode() on host KV.
+ */
+import type { Model } from '../model/model.js';
+import { cudaStatus } from '../runtime/device.js';
+import { DTYPE_IDS } from '../runtime/dtype.js';
+import { ArgumentError, InternalError, native } from '../runtime/errors.js';
+import { median } from '../runtime/timing.js';
+import { Tensor } from '../runtime/tensor.js';
+import { modelFingerprint } from '../model/fingerprint.js';
+import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL } from './levels.js';
+import { codecAddon } from './native.js';
+import { getCodec } from './registry.js';
+import { containerStats } from './stats.js';
+
+export interface CodecBenchRow {
+  case: Record<string, unknown>;
+  metric: string;
+  value: number;
+  unit: string;
+  baseline: string | null;
+  ratioToBaseline: number | null;
+  floor: number | null;
+}
+
+export interface CodecBenchJson {
+  bench: string;
+  card: string;
+  command: string;
+  date: string;
+  versions: Record<string, string>;
+  rows: CodecBenchRow[];
+}
+
+export interface CodecBenchOptions {
+  /** Chunk lengths in tokens (each a prefix of one prefilled sequence). */
+  tokens: readonly number[];
+  reps?: number;
+  level?: string;
+  /** Compare the CUDA container with the host encoder's for chunks up to this many tokens. */
+  parityMaxTokens?: number;
+  /** The command line recorded in the JSON. */
+  command?: string;
+  card?: string;
+  versions?: Record<string, string>;
+  onProgress?: (message: string) => void;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Runs the benchmark on `model`'s device; returns the benchmark JSON (DESIGN.md). */
+export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
+  const reps = o.reps ?? 10;
+  if (!Number.isInteger(reps) || reps < 1) throw new ArgumentError(`reps must be a positive integer, got ${reps}`);
+  const lengths = [...o.tokens];
+  if (lengths.length === 0 || lengths.some((t) => !Number.isInteger(t) || t < 1 || t > model.config.maxSeqLen))
+    throw new ArgumentError(`chunk lengths must be integers in 1..${model.config.maxSeqLen}`);
+  const level = cachegenLevel(o.level ?? CACHEGEN_DEFAULT_LEVEL);
+  const device = model.device;
+  const c = model.config;
+  const fp = modelFingerprint(c);
+  const codec = getCodec('cachegen');
+  const maxT = Math.max(...lengths);
+  const ids = Array.from({ length: maxT }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 0) % c.vocabSize);
+  o.onProgress?.(`prefill ${maxT} tokens on ${device}`);
+  const { cache } = model.prefill(ids, { logits: 'none', capacity: maxT });
+  const rows: CodecBenchRow[] = [];
+  const peak = device.isCuda ? cudaStatus().devices[device.index]?.peakBandwidthGBs ?? null : null;
+  try {
+    for (const T of lengths) {
+      const span0 = cache.exportSpan(0, T);
+      const kv = span0.kv.dtype === 'f16' ? span0.kv : span0.kv.cast('f16');
+      if (kv !== span0.kv) span0.kv.dispose();
+      const span = { kv, positions: span0.positions, fingerprint: fp };
+      const kvBytes = kv.byteLength;
+      const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
+      try {
+        let encMs: number, decMs: number, container: Uint8Array;
+        if (device.isCuda) {
+          const out = Tensor.empty(kv.shape, { dtype: 'f16', device });
+          try {
+            const opts = { group: level.group, level: codec.levels.indexOf(level.name), ...cachegenPlaneLevels(level, c.nLayers) };
+            o.onProgress?.(`cuda encode/decode ${T} tokens x ${reps}`);
+            const r = native(() => codecAddon().codecBenchCuda!(kv.nativeHandle, DTYPE_IDS.f16, [c.nLayers, T, c.nKvHeads, c.headDim],
+              span.positions, fp, opts, out.nativeHandle, DTYPE_IDS.f16, reps));
+            encMs = median(r.encodeMs);
+            decMs = median(r.decodeMs);
+            container = r.container;
+            if (T <= (o.parityMaxTokens ?? 1024)) {
+              o.onProgress?.(`host encode ${T} tokens for the parity check`);
+              const hostKv = kv.to('cpu');
+              let host: Uint8Array;
+              try {
+                host = codec.encode({ ...span, kv: hostKv }, { level: level.name });
+              } finally {
+                hostKv.dispose();
+              }
+              const same = bytesEqual(host, container);
+              rows.push({ case: caseOf, metric: 'cpuCudaByteIdentical', value: same ? 1 : 0, unit: 'bool', baseline: null, ratioToBaseline: null, floor: null });
+              if (!same) throw new InternalError(`CUDA and host cachegen containers differ at ${T} tokens`);
+            }
+          } finally {
+            out.dispose();
+          }
+        } else {
+          const enc: number[] = [], dec: number[] = [];
+          container = codec.encode(span, { level: level.name });
+          for (let i = 0; i < reps; i++) {
+            let t0 = performance.now();
+            container = codec.encode(span, { level: level.name });
+            enc.push(performance.now() - t0);
+            t0 = performance.now();
+            codec.decode(container).kv.dispose();
+            dec.push(performance.now() - t0);
+          }
+          encMs = median(enc);
+          decMs = median(dec);
+        }
+        const st = containerStats(container);
+        const gbs = (ms: number) => kvBytes / (ms * 1e6);
+        const floor = peak ? (kvBytes / ((kvBytes + container.length) / (peak * 1e9))) / 1e9 : null;
+        for (const [metric, ms] of [['encode', encMs], ['decode', decMs]] as const) {
+          const v = gbs(ms);
+          rows.push({ case: { ...caseOf, ms, fractionOfFloor: floor ? v / floor : null }, metric, value: v, unit: 'GB/s of fp16 KV',
+            baseline: null, ratioToBaseline: null, floor });
+        }
+        rows.push({ case: { ...caseOf, bytes: container.length, sideBytes: st.sideBytes }, metric: 'bitsPerValue', value: st.bitsPerValue,
+          unit: 'bits', baseline: 'fp16', ratioToBaseline: st.ratioVsFp16, floor: null });
+      } finally {
+        kv.dispose();
+      }
+    }
+  } finally {
+    cache.dispose();
+  }
+  return {
+    bench: 'codec', card: o.card ?? device.toString(), command: o.command ?? 'kvlab codec bench', date: new Date().toISOString(),
+    versions: o.versions ?? {}, rows,
+  };
+}
