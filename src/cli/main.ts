@@ -7,10 +7,16 @@ import { VERSION } from '../version.js';
 import { commandHelp, parseCommand, type CliIO, type Command } from './command.js';
 import { benchCommand } from './commands/bench.js';
 import { blendCommand } from './commands/blend.js';
+import { codecCommand } from './commands/codec.js';
 import { doctorCommand } from './commands/doctor.js';
+import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
+import { qaCommand } from './commands/qa.js';
+import { storeCommand } from './commands/store.js';
+import { streamCommand } from './commands/stream.js';
+import { reproduceCommand } from './commands/reproduce.js';
 
-export const COMMANDS: Command[] = [doctorCommand, generateCommand, benchCommand, blendCommand];
+export const COMMANDS: Command[] = [doctorCommand, generateCommand, benchCommand, blendCommand, reproduceCommand, codecCommand, evalCommand, storeCommand, streamCommand, qaCommand];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeChunk, type ChunkKV } from '../../cacheblend/chunk.js';
-import { blendEval, DEFAULT_RATIOS, type BlendContext } from '../../cacheblend/eval.js';
+import { blendEval, DEFAULT_RATIOS } from '../../cacheblend/eval.js';
+import { readBlendContextSet } from '../../eval/blend-contexts.js';
 import { fuse } from '../../cacheblend/fusor.js';
 import { hostLayerSource } from '../../cacheblend/layer-source.js';
 import { fusePipelined } from '../../cacheblend/pipeline.js';
@@ -16,29 +16,10 @@ import { medianTimeMs, medianTimeMsAsync } from '../../runtime/timing.js';
 import { benchJson, benchTable, type BenchRow } from '../bench-json.js';
 import { loadModel } from '../../model/load.js';
 import { PACKAGE_ROOT } from '../../runtime/addon.js';
-import { ArgumentError, FormatError } from '../../runtime/errors.js';
+import { ArgumentError } from '../../runtime/errors.js';
 import { num, str, type Command } from '../command.js';
 import { modelSearchPath } from '../search-path.js';
 
-interface Dataset { name: string; version: number; prefix: number[]; contexts: BlendContext[] }
-
-function readDataset(path: string): Dataset {
-  let d: unknown;
-  try {
-    d = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new FormatError(`${path}: ${(e as Error).message}`);
-  }
-  const x = d as Partial<Dataset>;
-  const ids = (a: unknown) => Array.isArray(a) && a.every((t) => Number.isInteger(t));
-  if (!ids(x.prefix) || !Array.isArray(x.contexts) || x.contexts.length === 0)
-    throw new FormatError(`${path}: expected {prefix: number[], contexts: [...]}`);
-  x.contexts.forEach((c, i) => {
-    if (!Array.isArray(c?.chunks) || !c.chunks.every(ids) || !ids(c.continuation) || c.continuation.length < 2)
-      throw new FormatError(`${path}: context ${i} needs chunks: number[][] and a continuation of >= 2 tokens`);
-  });
-  return x as Dataset;
-}
 
 function fmt(x: number, d = 4): string {
   return Math.abs(x) >= 1e-3 || x === 0 ? x.toFixed(d) : x.toExponential(2);
@@ -153,7 +134,7 @@ export const blendCommand: Command = {
     }
     if (pos[0] !== 'eval') throw new ArgumentError(`kvlab blend: unknown subcommand '${pos[0] ?? ''}' (known: eval, bench)`);
     const path = str(values, 'dataset') ?? join(PACKAGE_ROOT, 'datasets', 'stories260k-blend', 'v1.json');
-    const ds = readDataset(path);
+    const ds = readBlendContextSet(path);
     const ratios = str(values, 'ratios')!.split(',').map(Number);
     for (const r of ratios) if (!(r >= 0 && r <= 1)) throw new ArgumentError(`--ratios: ${r} is outside [0, 1]`);
     const limit = num(values, 'contexts', 'blend');
