@@ -23,7 +23,7 @@ import { rowDeviation, snapshotRows } from './deviation.js';
 import { checkRatio, makePolicy, type DeviationKind, type PolicyContext, type PolicyOptions, type PolicyName,
   type SelectionPolicy } from './policies.js';
 import { rotateCacheRows, rotationInputs } from './reposition.js';
-import { SelectiveRecompute } from './selective.js';
+import { SelectiveRecompute, type SelectiveOutcome } from './selective.js';
 
 export interface FuseRequest extends PolicyOptions {
   /** Tokens prefilled exactly at the start (e.g. [BOS]); the chunks were precomputed after the same. */
@@ -56,23 +56,13 @@ export interface FusedLayout {
   tokens: Int32Array;
 }
 
-export interface FuseResult {
+/** The selection outcome (ratio, compute fraction, per-layer sets: selective.ts) plus what fusing made. */
+export interface FuseResult extends SelectiveOutcome {
   policy: string;
   /** f32 [rows, vocab] flattened: rows = query length ('all') or 1 ('last'). */
   logits: Float32Array;
   /** The fused cache (prefix, chunks, query); the caller disposes it. */
   cache: KVCache;
-  /** Recompute ratio r (DESIGN.md): mean share of context tokens recomputed after the check layer(s). */
-  ratio: number;
-  /** Recomputed context token-layers / (N x layers), check layers included. */
-  computeFraction: number;
-  /** Per layer: the recomputed context token indices (ascending). */
-  selected: Int32Array[];
-  /** Per layer: the share of context tokens recomputed. */
-  schedule: number[];
-  checkLayers: number[];
-  /** Per layer: the deviation measured on the recomputed tokens (aligned with selected[l]), or null. */
-  deviations: (Float64Array | null)[];
   layout: FusedLayout;
   /** f32 [queryLength, dim]: the query's residual stream after the last layer (with keepHidden). */
   queryHidden?: Float32Array;

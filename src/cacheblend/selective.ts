@@ -18,11 +18,16 @@ import type { PolicyContext, SelectionPlan, SelectionPolicy } from './policies.j
 
 /** What a finished run reports (the fusor adds the logits, the cache and the layout). */
 export interface SelectiveOutcome {
+  /** Recompute ratio r (DESIGN.md): mean share of context tokens recomputed after the check layer(s). */
   ratio: number;
+  /** Recomputed context token-layers / (N x layers), check layers included. */
   computeFraction: number;
+  /** Per layer: the recomputed context token indices (ascending). */
   selected: Int32Array[];
+  /** Per layer: the share of context tokens recomputed. */
   schedule: number[];
   checkLayers: number[];
+  /** Per layer: the deviation measured on the recomputed tokens (aligned with selected[l]), or null. */
   deviations: (Float64Array | null)[];
 }
 

@@ -17,6 +17,7 @@ import { cudaStatus } from '../runtime/device.js';
 import { DTYPE_IDS } from '../runtime/dtype.js';
 import { ArgumentError, InternalError, native } from '../runtime/errors.js';
 import { median } from '../runtime/timing.js';
+import { benchJson, type BenchJson, type BenchRow } from '../runtime/bench-json.js';
 import { Tensor } from '../runtime/tensor.js';
 import { modelFingerprint } from '../model/fingerprint.js';
 import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL } from './levels.js';
@@ -24,24 +25,9 @@ import { codecAddon } from './native.js';
 import { getCodec } from './registry.js';
 import { containerStats } from './stats.js';
 
-export interface CodecBenchRow {
-  case: Record<string, unknown>;
-  metric: string;
-  value: number;
-  unit: string;
-  baseline: string | null;
-  ratioToBaseline: number | null;
-  floor: number | null;
-}
-
-export interface CodecBenchJson {
-  bench: string;
-  card: string;
-  command: string;
-  date: string;
-  versions: Record<string, string>;
-  rows: CodecBenchRow[];
-}
+/** Rows and JSON of DESIGN.md's benchmark format (src/runtime/bench-json.ts). */
+export type CodecBenchRow = BenchRow;
+export type CodecBenchJson = BenchJson;
 
 export interface CodecBenchOptions {
   /** Chunk lengths in tokens (each a prefix of one prefilled sequence). */
@@ -50,10 +36,8 @@ export interface CodecBenchOptions {
   level?: string;
   /** Compare the CUDA container with the host encoder's for chunks up to this many tokens. */
   parityMaxTokens?: number;
-  /** The command line recorded in the JSON. */
-  command?: string;
-  card?: string;
-  versions?: Record<string, string>;
+  /** The kvlab command line recorded in the JSON (after `kvlab`). */
+  argv?: string[];
   onProgress?: (message: string) => void;
 }
 
@@ -148,8 +132,5 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   } finally {
     cache.dispose();
   }
-  return {
-    bench: 'codec', card: o.card ?? device.toString(), command: o.command ?? 'kvlab codec bench', date: new Date().toISOString(),
-    versions: o.versions ?? {}, rows,
-  };
+  return benchJson('codec', device, o.argv ?? ['codec', 'bench'], rows);
 }

@@ -10,7 +10,7 @@ import { Model } from '../../model/model.js';
 import { PRESETS } from '../../model/presets.js';
 import { resolveDevice } from '../../runtime/device.js';
 import { ArgumentError } from '../../runtime/errors.js';
-import { benchJson, benchTable } from '../bench-json.js';
+import { benchTable } from '../bench-json.js';
 import { num, str, type CliIO, type Values } from '../command.js';
 import { modelSearchPath } from '../search-path.js';
 
@@ -24,10 +24,8 @@ export async function codecBenchCommand(values: Values, io: CliIO): Promise<numb
     const tokens = (str(values, 'tokens') ?? '256,1024,4096').split(',').map(Number);
     if (tokens.some((t) => !Number.isInteger(t) || t < 1)) throw new ArgumentError(`kvlab codec bench: --tokens must be positive integers`);
     const argv = ['codec', 'bench', ...process.argv.slice(4)];
-    const shell = benchJson('codec', device, argv, []);
     const j = codecBench(model, {
-      tokens, reps: num(values, 'reps', 'codec bench') ?? 10, level: str(values, 'level'),
-      command: shell.command, card: shell.card, versions: shell.versions,
+      tokens, reps: num(values, 'reps', 'codec bench') ?? 10, level: str(values, 'level'), argv,
       onProgress: values.json ? undefined : (m) => io.err(`  ${m}`),
     });
     const text = JSON.stringify(j, null, 1);
