@@ -4,7 +4,7 @@
  * per chunk (fp16 KV / measured ratio) and quality come from this run's codec eval, per-chunk
  * bandwidth uniform in 0.1-10 Gbps, SLO 0.5 s, text recomputed at the engine's measured prefill
  * speed (results/ benchmark JSON) or the artifact's 0.2 s per chunk, decode at the codec
- * benchmark's measured rate or 50 GB/s (the streamer's default).
+ * benchmark's measured rate (the chunk length nearest 1500 tokens) or 50 GB/s when results/ has none.
  */
 import { PRESETS } from '../../model/presets.js';
 import { streamEval, type StreamEvalRow } from '../../stream/eval.js';
@@ -30,7 +30,9 @@ export function streamExperiment(codecRows: readonly CodecEvalRow[], points: rea
   const prefill = points.filter((p) => p.bench === 'prefill' && p.metric === 'prefill' && p.unit === 'ms' && Number(p.case.tokens) > 0)
     .sort((a, b) => Number(b.case.tokens) - Number(a.case.tokens) || a.value - b.value)[0];
   const tps = prefill ? Number(prefill.case.tokens) / (prefill.value / 1000) : undefined;
-  const decode = points.filter((p) => p.bench === 'codec' && p.unit === 'GB/s' && /decode/.test(p.metric)).sort((a, b) => b.value - a.value)[0];
+  // The codec bench row measured at the chunk length nearest the experiment's (its unit: "GB/s of fp16 KV").
+  const decode = points.filter((p) => p.bench === 'codec' && p.unit.startsWith('GB/s') && /decode/.test(p.metric))
+    .sort((a, b) => Math.abs(Number(a.case.tokens) - chunkTokens) - Math.abs(Number(b.case.tokens) - chunkTokens))[0];
   const decodeGBps = decode?.value ?? 50;
   const trs = uniformTraces(traces, chunks, { seed: 1 });
   const settings: [string, number][] = [['text 0.2 s/chunk (artifact)', 0.2]];
