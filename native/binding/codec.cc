@@ -119,6 +119,49 @@ codec::CodecId arg_codec(const Napi::CallbackInfo& info, size_t i, const char* f
   return static_cast<codec::CodecId>(id);
 }
 
+// The KV span arguments encode and the GPU bench share, at indices i..i+5:
+// (kv, dtype, dims, positions: Int32Array, fingerprint: string, options: object).
+struct KvSpanArgs {
+  std::shared_ptr<Storage> kv;
+  codec::KvInput in;
+  Napi::Object options;
+};
+
+KvSpanArgs arg_kv_span(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  KvSpanArgs a;
+  a.kv = arg_storage(info, i, fn, "kv");
+  DType dt = arg_dtype(info, i + 1, fn, "dtype");
+  codec::Shape shape = arg_shape(info, i + 2, fn);
+  if (!info[i + 3].IsTypedArray() || info[i + 3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    fail(Code::Arg, where(fn, "positions") + ": expected an Int32Array");
+  auto pos = info[i + 3].As<Napi::Int32Array>();
+  if (pos.ElementLength() != shape.tokens) fail(Code::Shape, where(fn, "positions") + ": one per token expected");
+  if (!info[i + 4].IsString()) fail(Code::Arg, where(fn, "fingerprint") + ": expected a string");
+  if (!info[i + 5].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
+  if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)
+    fail(Code::DType, std::string(fn) + ": KV must be f32, f16 or bf16, got " + dtype_name(dt));
+  check_range(*a.kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
+  a.in.data = a.kv->data;
+  a.in.dtype = dt;
+  a.in.shape = shape;
+  a.in.positions = pos.Data();
+  a.in.fingerprint = info[i + 4].As<Napi::String>().Utf8Value();
+  a.options = info[i + 5].As<Napi::Object>();
+  return a;
+}
+
+// A per-model profile's tables from options {profileTables, profileHash} into `opt`; `tables` holds
+// the bytes for as long as `opt` points at them.
+void apply_profile(const Napi::Object& o, const char* fn, std::vector<uint8_t>& tables, codec::CachegenOptions& opt) {
+  tables = bytes_or_empty(o, "profileTables", fn);
+  if (tables.empty()) return;
+  Napi::Value h = o.Get("profileHash");
+  if (!h.IsString()) fail(Code::Arg, std::string(fn) + ": profileTables needs profileHash");
+  opt.profile_tables = tables.data();
+  opt.profile_table_bytes = tables.size();
+  opt.profile_hash = parse_hash(h.As<Napi::String>().Utf8Value(), fn);
+}
+
 // codecEncode(codec, level, kv, dtype, dims, positions, fingerprint, options) -> Uint8Array
 // options: { kiviGroup, group, streamTokens, mAnchor, mDelta, bins, profileTables, profileHash }
 Napi::Value codec_encode(const Napi::CallbackInfo& info) {
@@ -127,37 +170,15 @@ Napi::Value codec_encode(const Napi::CallbackInfo& info) {
     codec::CodecId id = arg_codec(info, 0, fn);
     int level = arg_int(info, 1, fn, "level");
     if (level < 0 || level > 255) fail(Code::Arg, where(fn, "level") + ": expected 0..255");
-    auto kv = arg_storage(info, 2, fn, "kv");
-    DType dt = arg_dtype(info, 3, fn, "dtype");
-    codec::Shape shape = arg_shape(info, 4, fn);
-    if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      fail(Code::Arg, where(fn, "positions") + ": expected an Int32Array");
-    auto pos = info[5].As<Napi::Int32Array>();
-    if (pos.ElementLength() != shape.tokens) fail(Code::Shape, where(fn, "positions") + ": one per token expected");
-    if (!info[6].IsString()) fail(Code::Arg, where(fn, "fingerprint") + ": expected a string");
-    if (!info[7].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
-    Napi::Object o = info[7].As<Napi::Object>();
-    if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)
-      fail(Code::DType, std::string(fn) + ": KV must be f32, f16 or bf16, got " + dtype_name(dt));
-    check_range(*kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
-
-    codec::KvInput in;
-    in.data = kv->data;
-    in.dtype = dt;
-    in.shape = shape;
-    in.positions = pos.Data();
-    in.fingerprint = info[6].As<Napi::String>().Utf8Value();
-    std::vector<uint8_t> profile_tables = bytes_or_empty(o, "profileTables", fn);
+    KvSpanArgs span = arg_kv_span(info, 2, fn);
+    const auto& kv = span.kv;
+    const codec::KvInput& in = span.in;
+    Napi::Object o = span.options;
     std::vector<uint8_t> out;
     if (id == codec::CodecId::Cachegen) {
       codec::CachegenOptions opt = cachegen_options(o, fn);
-      if (!profile_tables.empty()) {
-        Napi::Value h = o.Get("profileHash");
-        if (!h.IsString()) fail(Code::Arg, std::string(fn) + ": profileTables needs profileHash");
-        opt.profile_tables = profile_tables.data();
-        opt.profile_table_bytes = profile_tables.size();
-        opt.profile_hash = parse_hash(h.As<Napi::String>().Utf8Value(), fn);
-      }
+      std::vector<uint8_t> profile_tables;
+      apply_profile(o, fn, profile_tables, opt);
       if (kv->device != kHost) out = cuda::cachegen_encode(kv->device, static_cast<uint8_t>(level), in, opt);
       else out = codec::encode_cachegen(static_cast<uint8_t>(level), in, opt);
     } else {
@@ -313,37 +334,18 @@ Napi::Value cachegen_profile_codes(const Napi::CallbackInfo& info) {
 Napi::Value codec_bench_cuda(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "codecBenchCuda";
-    auto kv = arg_storage(info, 0, fn, "kv");
-    DType dt = arg_dtype(info, 1, fn, "dtype");
-    codec::Shape shape = arg_shape(info, 2, fn);
-    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      fail(Code::Arg, where(fn, "positions") + ": expected an Int32Array");
-    auto pos = info[3].As<Napi::Int32Array>();
-    if (pos.ElementLength() != shape.tokens) fail(Code::Shape, where(fn, "positions") + ": one per token expected");
-    if (!info[4].IsString()) fail(Code::Arg, where(fn, "fingerprint") + ": expected a string");
-    if (!info[5].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
+    KvSpanArgs span = arg_kv_span(info, 0, fn);
+    const auto& kv = span.kv;
+    const codec::KvInput& in = span.in;
+    Napi::Object o = span.options;
     auto out = arg_storage(info, 6, fn, "out");
     DType odt = arg_dtype(info, 7, fn, "outDtype");
     int reps = arg_int(info, 8, fn, "reps");
     if (kv->device == kHost || out->device != kv->device) fail(Code::Device, std::string(fn) + ": KV and out must be on one GPU");
-    check_range(*kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
-    check_range(*out, 0, static_cast<size_t>(shape.values()) * dtype_size(odt), fn, "out");
-    codec::KvInput in;
-    in.data = kv->data;
-    in.dtype = dt;
-    in.shape = shape;
-    in.positions = pos.Data();
-    in.fingerprint = info[4].As<Napi::String>().Utf8Value();
-    Napi::Object o = info[5].As<Napi::Object>();
+    check_range(*out, 0, static_cast<size_t>(in.shape.values()) * dtype_size(odt), fn, "out");
     codec::CachegenOptions opt = cachegen_options(o, fn);
-    std::vector<uint8_t> profile_tables = bytes_or_empty(o, "profileTables", fn);
-    if (!profile_tables.empty()) {
-      Napi::Value h = o.Get("profileHash");
-      if (!h.IsString()) fail(Code::Arg, std::string(fn) + ": profileTables needs profileHash");
-      opt.profile_tables = profile_tables.data();
-      opt.profile_table_bytes = profile_tables.size();
-      opt.profile_hash = parse_hash(h.As<Napi::String>().Utf8Value(), fn);
-    }
+    std::vector<uint8_t> profile_tables;
+    apply_profile(o, fn, profile_tables, opt);
     uint32_t level = u32_or(o, "level", 0, fn);
     if (level > 255) fail(Code::Arg, std::string(fn) + ": level index out of range");
     cuda::CodecBench b = cuda::cachegen_bench(kv->device, static_cast<uint8_t>(level), in, opt, out->data, odt, reps);

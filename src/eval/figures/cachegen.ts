@@ -9,20 +9,12 @@
  */
 import { ArgumentError } from '../../runtime/errors.js';
 import type { DeltaVarianceRow, DistributionRow, EntropyRow, SensitivityRow } from '../observations.js';
+import type { CodecEvalRow } from '../codec-eval.js';
 import { fmt, HEIGHT, isMissing, makeFigure, missingFigure, WIDTH, type Figure, type Provenance, type Rows } from './figure.js';
 
-/** One codec at one level, as `kvlab codec eval --json` writes it. */
-export interface CodecRow {
-  codec: string;
-  level: string | number;
-  bitsPerValue: number;
-  ratioVsFp16: number;
-  ratioVsInt8: number;
-  pplDeltaPct: number;
-  kl: number;
-  top1: number;
-  isDefault: boolean;
-}
+/** One codec at one level, as `kvlab codec eval --json` writes it (the columns the figures read). */
+export type CodecRow = Pick<CodecEvalRow, 'codec' | 'bitsPerValue' | 'ratioVsFp16' | 'ratioVsInt8' | 'pplDeltaPct' | 'kl' | 'top1' | 'isDefault'>
+  & { level: string | number };
 
 const head = (id: string, title: string, provenance: Provenance, claim: string) =>
   ({ id, family: 'cachegen' as const, title, provenance, claim });
