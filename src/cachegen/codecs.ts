@@ -15,7 +15,7 @@ import { DTYPE_IDS, checkDType } from '../runtime/dtype.js';
 import { ArgumentError, native } from '../runtime/errors.js';
 import { Tensor } from '../runtime/tensor.js';
 import type { DecodeOptions, DecodedSpan, EncodeOptions, KVCodec, KVSpan } from './codec.js';
-import { CACHEGEN_LEVELS, CACHEGEN_DEFAULT_LEVEL, cachegenLevel, cachegenPlaneLevels, releasedBins } from './levels.js';
+import { CACHEGEN_LEVELS, CACHEGEN_DEFAULT_LEVEL, cachegenLevel, cachegenPlaneLevels, releasedBins, type CachegenLevel } from './levels.js';
 import { CODEC_IDS, codecAddon, type CodecName, type ContainerInfo, type NativeEncodeOptions } from './native.js';
 import { CodecProfile } from './profile.js';
 import { checkSpan, dimsArray, hostKv, type SpanDims } from './span.js';
@@ -94,17 +94,23 @@ abstract class NativeCodec implements KVCodec {
   }
 }
 
-class CachegenCodec extends NativeCodec {
+export class CachegenCodec extends NativeCodec {
   readonly name = 'cachegen' as const;
-  readonly levels = CACHEGEN_LEVELS.map((l) => l.name);
-  readonly defaultLevel = CACHEGEN_DEFAULT_LEVEL;
+  readonly levels: readonly string[];
+
+  /** `table`: the level definitions (CacheGen's by default; the PCA variant brings its own). */
+  constructor(private readonly table: readonly CachegenLevel[] = CACHEGEN_LEVELS, readonly defaultLevel = CACHEGEN_DEFAULT_LEVEL) {
+    super();
+    this.levels = table.map((l) => l.name);
+    if (!this.levels.includes(defaultLevel)) throw new ArgumentError(`default level ${defaultLevel} is not among ${this.levels.join(', ')}`);
+  }
 
   protected override get encodesOnDevice(): boolean {
     return true;
   }
 
   protected nativeOptions(level: number, dims: SpanDims, options: CachegenEncodeOptions): NativeEncodeOptions {
-    const lv = cachegenLevel(this.levels[level]!);
+    const lv = cachegenLevel(this.levels[level]!, this.table);
     const o: NativeEncodeOptions = { group: lv.group, ...cachegenPlaneLevels(lv, dims.nLayers) };
     if (options.streamTokens !== undefined) o.streamTokens = options.streamTokens;
     const p = options.profile;

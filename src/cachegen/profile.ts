@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { ArgumentError, FormatError, native } from '../runtime/errors.js';
 import type { KVSpan } from './codec.js';
-import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL } from './levels.js';
+import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, type CachegenLevel } from './levels.js';
 import { codecAddon } from './native.js';
 import { checkSpan, dimsArray, hostKv } from './span.js';
 import { DTYPE_IDS } from '../runtime/dtype.js';
@@ -57,9 +57,9 @@ export class CodecProfile {
   get byteLength(): number { return this.serialize().length; }
 
   /** Builds a profile from sample spans of one model (same fingerprint and shape). */
-  static build(spans: readonly KVSpan[], options: { level?: string } = {}): CodecProfile {
+  static build(spans: readonly KVSpan[], options: { level?: string; levels?: readonly CachegenLevel[] } = {}): CodecProfile {
     if (!Array.isArray(spans) || spans.length === 0) throw new ArgumentError('CodecProfile.build needs at least one sample span');
-    const level = cachegenLevel(options.level ?? CACHEGEN_DEFAULT_LEVEL);
+    const level = cachegenLevel(options.level ?? CACHEGEN_DEFAULT_LEVEL, options.levels);
     const d0 = checkSpan(spans[0]!, 'spans[0]');
     const planes = cachegenPlaneLevels(level, d0.nLayers);
     const { mAnchor, mDelta } = planes;

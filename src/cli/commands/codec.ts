@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { codecs as allCodecs, getCodec } from '../../cachegen/index.js';
 import { readCodecContextSet } from '../../eval/codec-contexts.js';
 import { codecEval } from '../../eval/codec-eval.js';
-import { cachegenProfiles } from '../../eval/codec-profiles.js';
+import { cachegenProfiles, pcaProfiles } from '../../eval/codec-profiles.js';
 import { cachegenObservations } from '../../eval/observations.js';
 import { codecBenchCommand } from './codec-bench.js';
 import { loadModel } from '../../model/load.js';
@@ -36,8 +36,14 @@ async function codecEvalCommand(values: Values, io: CliIO): Promise<number> {
   try {
     // CacheGen's per-model profiles, built from the set's profile contexts (never the evaluated ones).
     const cg = codecs.find((c) => c.name === 'cachegen');
-    const profiles = cg && set.profileContexts && !values['no-profiles'] ? cachegenProfiles(model, set.profileContexts, cg.levels, `${set.name}-v${set.version}`) : [];
-    const r = codecEval(model, contexts, codecs, { profiles, onProgress: values.json ? undefined : (d, t) => io.err(`  context ${d}/${t}`) });
+    const source = `${set.name}-v${set.version}`;
+    const withProfiles = cg !== undefined && set.profileContexts !== undefined && !values['no-profiles'];
+    const profiles = withProfiles ? cachegenProfiles(model, set.profileContexts!, cg!.levels, source) : [];
+    // cachegen-pca exists only with a per-model basis: it runs with its profiles, beside cachegen.
+    const pca = withProfiles ? pcaProfiles(model, set.profileContexts!, source) : null;
+    const all = pca ? [...codecs, pca.codec] : codecs;
+    const r = codecEval(model, contexts, all, { profiles: [...profiles, ...(pca?.variants ?? [])], ...(pca ? { levels: { [pca.codec.name]: [] } } : {}),
+      onProgress: values.json ? undefined : (d, t) => io.err(`  context ${d}/${t}`) });
     if (values.json) {
       io.out(JSON.stringify({ dataset: `${set.name} v${set.version}`, model: modelName, device: model.device.toString(), contexts: contexts.length,
         int8Reference: r.int8Reference, rows: r.rows, profiles: r.profiles }, null, 1));
