@@ -9,6 +9,7 @@ import { readBlendContextSet } from '../../eval/blend-contexts.js';
 import { codecs, getCodec } from '../../cachegen/index.js';
 import { readCodecContextSet } from '../../eval/codec-contexts.js';
 import { codecEval } from '../../eval/codec-eval.js';
+import { pcaProfiles } from '../../eval/codec-profiles.js';
 import { isMissing } from '../../eval/figures/figure.js';
 import { runGrid } from '../../eval/grid/runner.js';
 import { readGridSpec } from '../../eval/grid/spec.js';
@@ -83,7 +84,10 @@ export const reproduceCommand: Command = {
       const codec = await produce('codec eval (CacheGen quality vs size, vs TTFT)', log, () => {
         say('  codec eval: every codec and level');
         const set = readCodecContextSet(join(PACKAGE_ROOT, 'datasets', 'stories260k-codec', 'v1.json'));
-        return codecEval(model, set.contexts.slice(0, size.codecContexts), codecs()).rows;
+        // cachegen-pca needs its per-model basis and tables, built from the set's profile stories.
+        const pca = set.profileContexts ? pcaProfiles(model, set.profileContexts, `${set.name}-v${set.version}`) : null;
+        return codecEval(model, set.contexts.slice(0, size.codecContexts), pca ? [...codecs(), pca.codec] : codecs(),
+          pca ? { profiles: pca.variants, levels: { [pca.codec.name]: [] } } : {}).rows;
       });
       const stream = await produce('stream eval (SLO violations under bandwidth traces)', log, () =>
         isMissing(codec) ? { missing: `the levels come from codec eval, which did not run (${codec.missing})` }
