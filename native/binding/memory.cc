@@ -61,8 +61,11 @@ Napi::Value upload(const Napi::CallbackInfo& info) {
     }
     check_range(*s, offset, bytes, "upload", "destination");
     uint8_t* dst = static_cast<uint8_t*>(s->data) + offset;
+    // To a device: queued on the compute stream without waiting for it (the driver stages the
+    // pageable source before returning, so `data` may go away at once); a synchronous cudaMemcpy would
+    // drain the device first, on every small upload (token ids, positions, indices).
     if (s->device == kHost) std::memcpy(dst, src, bytes);
-    else cuda::memcpy(dst, s->device, src, kHost, bytes, nullptr, false);
+    else cuda::memcpy(dst, s->device, src, kHost, bytes, nullptr, true);
     return info.Env().Undefined();
   });
 }
