@@ -71,13 +71,8 @@ export interface ProfileVariant {
   decodeOptions: Record<string, unknown>;
 }
 
-export interface CodecProfileRow {
-  codec: string;
-  level: string;
-  name: string;
-  fingerprint: string;
-  bytes: number;
-  builtFromTokens: number;
+/** A profile as reported: the variant's description plus what its size is worth over this run. */
+export interface CodecProfileRow extends Omit<ProfileVariant, 'encodeOptions' | 'decodeOptions'> {
   amortisedOverTokens: number;
   bitsPerValueAmortised: number;
 }
