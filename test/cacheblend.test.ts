@@ -166,6 +166,7 @@ test('each policy reports its recompute ratio and compute fraction (N = 256, 5 l
     cacheblend: [115 / (3 * N), (2 * N + 115) / (L * N)],
     'cacheblend-released': [41 / N, (2 * N + 3 * 41) / (L * N)],
     'lmcache-v1': [k / N, (2 * N + 3 * k) / (L * N)],
+    'cacheblend-window': [k / N, (2 * N + 3 * k) / (L * N)],
     epic: [k / N, k / N],
     random: [k / N, k / N],
     oracle: [k / N, k / N],
@@ -184,6 +185,20 @@ test('each policy reports its recompute ratio and compute fraction (N = 256, 5 l
   assert.equal(cb.checkLayers, [1]);
   assert.ok(cb.deviations[1] && cb.deviations[2] && cb.deviations[3] && !cb.deviations[4]);
   cb.cache.dispose();
+  // cacheblend-window: runs of at most 8 tokens from each high-deviation token onwards, inside its chunk.
+  const win = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: 'cacheblend-window', ratio: 0.15 });
+  const set = Array.from(win.selected[2]!);
+  assert.is(set.length, k);
+  // Every run of consecutive selected tokens within a chunk starts at a seed: a token whose deviation
+  // on the check layer (layer 1, all tokens) is among the k largest.
+  const dev1 = win.deviations[1]!;
+  const kth = [...dev1].sort((a, b) => b - a)[k - 1]!;
+  for (let i = 0; i < set.length; i++) {
+    const continues = i > 0 && set[i] === set[i - 1]! + 1 && Math.floor(set[i]! / 64) === Math.floor(set[i - 1]! / 64);
+    if (!continues) assert.ok(dev1[set[i]!]! >= kth, `run start ${set[i]} is not a top-${k} deviation token`);
+  }
+  assert.equal(Array.from(win.selected[4]!), set, 'one set after the check layer');
+  win.cache.dispose();
   const ep = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: 'epic', ratio: 0.15 });
   const lead = [0, 64, 128, 192].flatMap((s, i) => Array.from({ length: i < 2 ? 10 : 9 }, (_, j) => s + j));
   assert.equal(Array.from(ep.selected[0]!), lead);

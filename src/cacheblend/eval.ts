@@ -36,7 +36,7 @@ export interface BlendEvalRow {
 }
 
 export const DEFAULT_RATIOS = [0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0];
-export const RATIO_METHODS: readonly PolicyName[] = ['cacheblend', 'cacheblend-released', 'lmcache-v1', 'epic', 'random', 'oracle'];
+export const RATIO_METHODS: readonly PolicyName[] = ['cacheblend', 'cacheblend-released', 'lmcache-v1', 'cacheblend-window', 'epic', 'random', 'oracle'];
 export const FIXED_METHODS: readonly PolicyName[] = ['full-reuse', 'full-recompute', 'prefix-caching'];
 
 function nll(logits: Float32Array, vocab: number, row: number, target: number): number {

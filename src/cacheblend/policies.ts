@@ -45,10 +45,10 @@ import { ArgumentError } from '../runtime/errors.js';
 export type DeviationKind = 'k' | 'v' | 'kv';
 
 export type PolicyName = 'full-recompute' | 'full-reuse' | 'prefix-caching' | 'cacheblend' | 'cacheblend-released'
-  | 'lmcache-v1' | 'epic' | 'random' | 'oracle';
+  | 'lmcache-v1' | 'cacheblend-window' | 'epic' | 'random' | 'oracle';
 
 export const POLICY_NAMES: readonly PolicyName[] = ['full-recompute', 'full-reuse', 'prefix-caching', 'cacheblend',
-  'cacheblend-released', 'lmcache-v1', 'epic', 'random', 'oracle'];
+  'cacheblend-released', 'lmcache-v1', 'cacheblend-window', 'epic', 'random', 'oracle'];
 
 /** What a policy knows about the request when it plans. */
 export interface PolicyContext {
@@ -97,6 +97,8 @@ export interface PolicyOptions {
   firstRatio?: number;
   /** random: seed (default 0). */
   seed?: number;
+  /** cacheblend-window: tokens taken from each high-deviation token onwards, within its chunk (default 8). */
+  window?: number;
 }
 
 /** A policy by name. */
@@ -112,6 +114,7 @@ export function makePolicy(name: PolicyName, o: PolicyOptions = {}): SelectionPo
     }
     case 'cacheblend-released': return hkvd(name, ratio, o.checkLayer ?? 1, o.deviation ?? 'v', false);
     case 'lmcache-v1': return hkvd(name, ratio, o.checkLayer ?? 1, o.deviation ?? 'k', false);
+    case 'cacheblend-window': return hkvdWindow(name, ratio, o.checkLayer ?? 1, o.deviation ?? 'kv', o.window ?? 8);
     case 'epic': return fixedSet(name, (c) => epicSet(c, ratio));
     case 'random': return fixedSet(name, (c) => randomSet(c.nContext, share(ratio, c.nContext), o.seed ?? 0));
     case 'oracle': return fixedSet(name, (c) => oracleSet(c, ratio), true);
@@ -174,6 +177,48 @@ function hkvd(name: string, ratio: number, checkLayer: number, kind: DeviationKi
             return topK(prev, dev, k);
           }
           return prev;
+        },
+      };
+    },
+  };
+}
+
+/**
+ * HKVD seeds grown forward: on the check layer the tokens rank by deviation as in cacheblend, and each
+ * seed, best first, brings itself and up to `window - 1` tokens after it in its chunk until r N
+ * tokens are taken; that set is kept on every later layer. Why: a token that resolves a reference to
+ * an earlier chunk (a pronoun) deviates at once, but the words after it that read it deviate only in
+ * deeper layers, too late for a check on layer 1 to see them; they are the ones a question about the
+ * entity reads.
+ */
+function hkvdWindow(name: string, ratio: number, checkLayer: number, kind: DeviationKind, window: number): SelectionPolicy {
+  if (!Number.isInteger(window) || window < 1) throw new ArgumentError(`${name}: window must be a positive integer, got ${window}`);
+  return {
+    name,
+    needsReference: false,
+    plan(c) {
+      if (!Number.isInteger(checkLayer) || checkLayer < 0 || checkLayer >= c.nLayers)
+        throw new ArgumentError(`${name}: check layer ${checkLayer} outside the model's layers [0, ${c.nLayers})`);
+      const k = share(ratio, c.nContext);
+      const chunkEnd = new Int32Array(c.nContext);
+      c.chunkStarts.forEach((s, i) => chunkEnd.fill(s + c.chunkLengths[i]!, s, s + c.chunkLengths[i]!));
+      let chosen: Int32Array | null = null;
+      return {
+        checkLayers: [checkLayer],
+        measureAt: (l) => (l === checkLayer ? kind : null),
+        select(l, prev, dev) {
+          if (l <= checkLayer) return prev;
+          if (chosen) return chosen;
+          if (!dev) throw new ArgumentError(`${name}: no deviation measured on layer ${l - 1}`);
+          const taken = new Uint8Array(c.nContext);
+          let count = 0;
+          for (const i of Array.from(prev.keys()).sort((a, b) => dev[b]! - dev[a]! || a - b)) {
+            for (let t = prev[i]!; t < Math.min(prev[i]! + window, chunkEnd[prev[i]!]!) && count < k; t++)
+              if (!taken[t]) { taken[t] = 1; count++; }
+            if (count >= k) break;
+          }
+          chosen = Int32Array.from(Array.from(taken.keys()).filter((t) => taken[t]));
+          return chosen;
         },
       };
     },

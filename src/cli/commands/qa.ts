@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { PolicyName } from '../../cacheblend/policies.js';
+import { POLICY_NAMES, type PolicyName } from '../../cacheblend/policies.js';
 import { QA_KINDS, readQaSet, type QaRecord } from '../../eval/qa/dataset.js';
 import { QA_FIXED_METHODS, QA_RATIO_METHODS, QA_RATIOS, qaEval, type QaEvalRow } from '../../eval/qa/eval.js';
 import { loadModel } from '../../model/load.js';
@@ -65,8 +65,8 @@ export const qaCommand: Command = {
     const ratios = str(values, 'ratios')!.split(',').map(Number);
     for (const r of ratios) if (!(r >= 0 && r <= 1)) throw new ArgumentError(`--ratios: ${r} is outside [0, 1]`);
     const asked = str(values, 'methods')?.split(',') as PolicyName[] | undefined;
-    const known = [...QA_FIXED_METHODS, ...QA_RATIO_METHODS];
-    for (const m of asked ?? []) if (!known.includes(m)) throw new ArgumentError(`--methods: unknown method '${m}' (known: ${known.join(', ')})`);
+    // Any CacheBlend policy may be asked for; those that take a ratio run at every --ratios value.
+    for (const m of asked ?? []) if (!POLICY_NAMES.includes(m)) throw new ArgumentError(`--methods: unknown method '${m}' (known: ${POLICY_NAMES.join(', ')})`);
     const modelName = str(values, 'model')!;
     const { model, tokenizer } = await loadModel(modelName, {
       searchPath: modelSearchPath(str(values, 'models'), io), device: str(values, 'device') as never,
@@ -77,7 +77,7 @@ export const qaCommand: Command = {
       const rows = qaEval(model, tokenizer, records, {
         ratios,
         fixedMethods: asked ? QA_FIXED_METHODS.filter((m) => asked.includes(m)) : QA_FIXED_METHODS,
-        ratioMethods: asked ? QA_RATIO_METHODS.filter((m) => asked.includes(m)) : QA_RATIO_METHODS,
+        ratioMethods: asked ? asked.filter((m) => !QA_FIXED_METHODS.includes(m)) : QA_RATIO_METHODS,
         onProgress: values.json ? undefined : (d, t) => { if (d % 10 === 0 || d === t) io.err(`  question ${d}/${t}`); },
       });
       const seconds = (performance.now() - t0) / 1000;
