@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  fuse, fusePipelined, memoryLayerSource, precomputeChunk, precomputeChunks, type ChunkKV, type LayerSource, type PolicyName, type StreamedChunk,
+  fuse, fusePipelined, hostLayerSource, memoryLayerSource, precomputeChunk, precomputeChunks, type ChunkKV, type LayerSource, type PolicyName, type StreamedChunk,
 } from '../src/cacheblend/index.js';
 import { loadLlama2c } from '../src/model/llama2c.js';
 import { Model } from '../src/model/model.js';
@@ -48,6 +48,20 @@ for (const [policy, ratio] of CASES) {
     }
   });
 }
+
+test('hostLayerSource (the CPU tier) on a CPU model: loadInto and load give the in-memory result', async () => {
+  const opts = { prefix: BOS, query, policy: 'cacheblend' as const, ratio: 0.15 };
+  const ref = fuse(model, { ...opts, chunks });
+  const direct = await fusePipelined(model, { ...opts, chunks: streamed(chunks, (c) => hostLayerSource(c, 'cpu')) });
+  // Without loadInto the fusor copies the loaded tensor in itself.
+  const viaLoad = await fusePipelined(model, { ...opts, chunks: streamed(chunks, (c) => {
+    const h = hostLayerSource(c, 'cpu');
+    return { layers: h.layers, load: (l) => h.load(l) };
+  }) });
+  assert.equal(Array.from(direct.logits), Array.from(ref.logits));
+  assert.equal(Array.from(viaLoad.logits), Array.from(ref.logits));
+  for (const r of [ref, direct, viaLoad]) r.cache.dispose();
+});
 
 test('prefetch depth and out-of-order arrival do not change the result', async () => {
   const opts = { prefix: BOS, query, policy: 'cacheblend' as const, ratio: 0.15 };
