@@ -71,6 +71,31 @@ test('multidoc-qa kind: items in src/eval/qa prompt format, scored by F1/EM', ()
   }
 });
 
+test('cachegen-pca in a grid: its basis and tables built from the profile set, its levels resolved without a registry entry', async () => {
+  const pcaSpec = checkGridSpec({
+    name: 'p', version: 1, models: ['stories260K'],
+    datasets: [{ kind: 'stories260k-blend', path: 'datasets/stories260k-blend/v1.json', limit: 1 }],
+    methods: ['full-reuse'], ratios: [],
+    codecs: [{ codec: 'none' }, { codec: 'cachegen-pca', levels: ['high', 'lowest'], profile: 'datasets/stories260k-codec/v1.json' }],
+  }, 'inline', root);
+  const out = mkdtempSync(join(tmpdir(), 'kvlab-grid-'));
+  try {
+    const r = await runGrid(pcaSpec, { outDir: out, loadModel, codec });
+    const pca = r.rows.filter((x) => x.codec === 'cachegen-pca');
+    assert.equal(pca.map((x) => x.level), ['high', 'lowest']);
+    for (const x of pca) assert.match(String(x.profile), /^cachegen-pca-/);
+    const kl = (lv: string) => pca.find((x) => x.level === lv)!.kl as number;
+    const bits = (lv: string) => pca.find((x) => x.level === lv)!.bitsPerValue as number;
+    assert.ok(bits('lowest') < bits('high') && kl('lowest') > kl('high'), 'the coarser level is smaller and worse');
+    const noProfile = checkGridSpec({ ...pcaSpec, codecs: [{ codec: 'cachegen-pca', levels: ['high'] }], methods: ['full-reuse'] }, 'inline', root);
+    await runGrid(noProfile, { outDir: join(out, 'no-profile'), loadModel, codec }).then(
+      () => assert.unreachable('a cachegen-pca cell without a profile ran'),
+      (e: unknown) => assert.match(String(e), /needs a "profile"/));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('run, interrupt, rerun: finished cells are never recomputed; rows through arquero', async () => {
   const out = mkdtempSync(join(tmpdir(), 'kvlab-grid-'));
   try {

@@ -27,7 +27,8 @@ import type { Tokenizer } from '../../model/tokenizer.js';
 import { ArgumentError, FormatError } from '../../runtime/errors.js';
 import { readCodecContextSet } from '../codec-contexts.js';
 import type { ProfileVariant } from '../codec-eval.js';
-import { cachegenProfiles } from '../codec-profiles.js';
+import { PCA_LEVELS } from '../../cachegen/levels.js';
+import { cachegenProfiles, pcaProfiles } from '../codec-profiles.js';
 import { evaluateCell, ItemCache } from './cell.js';
 import { datasetKind, type LoadedDataset } from './datasets.js';
 import { cellKey, expandGrid, resolveLevels, type GridCell, type GridSpec } from './spec.js';
@@ -117,7 +118,9 @@ export async function runGrid(spec: GridSpec, o: GridRunOptions): Promise<GridRu
     if (!c) { c = o.codec(name); codecs.set(name, c); }
     return c;
   };
-  const cells = expandGrid(spec, (c) => { const k = codecOf(c.codec); return resolveLevels(c, k.levels, k.defaultLevel); });
+  // cachegen-pca exists only with a model's basis (built per model below); its levels are fixed.
+  const levelsOf = (name: string) => (name === 'cachegen-pca' ? { levels: PCA_LEVELS.map((l) => l.name), defaultLevel: 'default' } : codecOf(name));
+  const cells = expandGrid(spec, (c) => { const k = levelsOf(c.codec); return resolveLevels(c, k.levels, k.defaultLevel); });
   const keys = cells.map(cellKey);
   const { done, droppedPartialLine } = readFinishedCells(files.jsonl);
   const skipped = keys.filter((k) => done.has(k)).length;
@@ -138,9 +141,22 @@ export async function runGrid(spec: GridSpec, o: GridRunOptions): Promise<GridRu
         const ds: LoadedDataset = datasetKind(spec0.kind).load(spec0, { model, tokenizer });
         const cache = new ItemCache(model, tokenizer);
         const profiles = new Map<string, ProfileVariant>();
+        const pcas = new Map<string, { codec: KVCodec; variants: ProfileVariant[] }>();
+        const pcaOf = (c: GridCell) => {
+          if (c.profile === null) throw new ArgumentError('grid: cachegen-pca needs a "profile" (a codec context set) to build its basis from');
+          let p = pcas.get(c.profile);
+          if (!p) {
+            const set = readCodecContextSet(c.profile);
+            if (!set.profileContexts?.length) throw new ArgumentError(`grid: ${c.profile} has no profileContexts to build a profile from`);
+            p = pcaProfiles(model, set.profileContexts, `${set.name}-v${set.version}`);
+            pcas.set(c.profile, p);
+          }
+          return p;
+        };
         const profileOf = (c: GridCell): ProfileVariant | null => {
           if (c.profile === null || c.level === null) return null;
-          if (c.codec !== 'cachegen') throw new ArgumentError(`grid: per-model profiles are implemented for cachegen only, not ${c.codec}`);
+          if (c.codec === 'cachegen-pca') return pcaOf(c).variants.find((v) => v.level === c.level)!;
+          if (c.codec !== 'cachegen') throw new ArgumentError(`grid: per-model profiles are implemented for cachegen and cachegen-pca, not ${c.codec}`);
           const k = `${c.profile}\u0000${c.level}`;
           let v = profiles.get(k);
           if (!v) {
@@ -157,7 +173,7 @@ export async function runGrid(spec: GridSpec, o: GridRunOptions): Promise<GridRu
             const report = (itemsDone: number, cellFinished = false) =>
               o.onProgress?.({ cellsDone, cellsTotal: cells.length, skipped, cell: c, cellFinished, itemsDone, itemsTotal: ds.items.length });
             report(0);
-            const codec = c.codec === 'none' ? null : codecOf(c.codec);
+            const codec = c.codec === 'none' ? null : c.codec === 'cachegen-pca' ? pcaOf(c).codec : codecOf(c.codec);
             const profile = profileOf(c);
             const m = evaluateCell(cache, ds.items, { method: c.method, ratio: c.ratio, codec, level: c.level, profile }, report);
             const row: GridRow = {

@@ -16,7 +16,7 @@
  * `codecMethods` (default: every method that reuses chunk KV, i.e. all but full-recompute). A codec
  * other than "none" means CacheBlend over codec-compressed chunks: each chunk's KV is encoded and
  * decoded at that level before fusing. Levels: names, "default" (the codec's default) or "all".
- * `profile` (cachegen only): encode with a per-model profile built from that codec context set's
+ * `profile` (cachegen, and required by cachegen-pca for its basis): encode with a per-model profile built from that codec context set's
  * profileContexts instead of shipping tables in every chunk. Relative paths (datasets, profiles) are
  * resolved against the spec file's folder.
  */
