@@ -4,9 +4,12 @@
  *
  * vega and vega-lite are loaded on first use (dynamic import): their vega-canvas dependency has a
  * top-level await, and a static import would make all of `kvlab` impossible to require() from
- * CommonJS (and from notebook kernels that compile cells to CommonJS).
+ * CommonJS (and from notebook kernels that compile cells to CommonJS). resvg (a native module) is
+ * required on first PNG, so `import 'kvlab'` works where the plotting stack is not installed (a GPU
+ * host that only benchmarks).
  */
-import { Resvg } from '@resvg/resvg-js';
+import { createRequire } from 'node:module';
+import type { Resvg as ResvgClass } from '@resvg/resvg-js';
 import type { TopLevelSpec } from 'vega-lite';
 import { FormatError } from '../../runtime/errors.js';
 import type { FontSet } from './fonts.js';
@@ -79,6 +82,7 @@ export async function specToSvg(spec: TopLevelSpec): Promise<string> {
 
 /** Rasterises an SVG to PNG bytes at `scale` x its size, drawing text with `fonts` only. */
 export function svgToPng(svg: string, fonts: FontSet, scale = 2): Buffer {
+  const { Resvg } = createRequire(import.meta.url)('@resvg/resvg-js') as { Resvg: typeof ResvgClass };
   const r = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',
