@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { createClient, RESP_TYPES } from 'redis';
+import type { createClient } from 'redis';
 import type { DeviceSpec } from '../runtime/device.js';
 import { ArgumentError, NotFoundError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -44,7 +44,8 @@ export interface RedisTierOptions {
 interface Manifest { v: 1; version: string; parts: number; partBytes: number; totalBytes: number; crc: number }
 
 type Client = ReturnType<typeof createClient>;
-const BUF = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
+/** node-redis's reply type mapping that returns blob strings as Buffers (set on connect). */
+type BlobAsBuffer = Record<number, typeof Buffer>;
 
 export class RedisTier implements Tier {
   readonly name: string;
@@ -59,7 +60,7 @@ export class RedisTier implements Tier {
   private closed = false;
   private readonly onCorrupt?: (key: string, reason: string) => void;
 
-  private constructor(private readonly client: Client, options: RedisTierOptions) {
+  private constructor(private readonly client: Client, private readonly blobAsBuffer: BlobAsBuffer, options: RedisTierOptions) {
     this.name = options.name ?? 'redis';
     this.budgetBytes = options.budgetBytes;
     this.prefix = options.prefix ?? 'kvlab:';
@@ -78,6 +79,8 @@ export class RedisTier implements Tier {
       throw new ArgumentError(`Expected partBytes to be an integer >= 1024 but received ${options.partBytes}`);
     const min = options.reconnectMinMs ?? 50, max = options.reconnectMaxMs ?? 2000;
     let connected = false;
+    // node-redis is loaded when a Redis tier is first made, so kvlab imports without it installed.
+    const { createClient, RESP_TYPES } = await import('redis');
     const client = createClient({
       url: options.url,
       disableOfflineQueue: true,
@@ -87,7 +90,7 @@ export class RedisTier implements Tier {
         reconnectStrategy: (retries: number) => (connected ? Math.min(max, min * 2 ** Math.min(retries, 16)) : false),
       },
     });
-    const tier = new RedisTier(client, options);
+    const tier = new RedisTier(client, { [RESP_TYPES.BLOB_STRING]: Buffer }, options);
     client.on('error', (e: Error) => { tier.lastError = e; });
     try {
       await client.connect();
@@ -316,7 +319,7 @@ export class RedisTier implements Tier {
    */
   private async cmd(args: (string | Buffer)[]): Promise<unknown> {
     if (!this.client.isReady) throw new TierUnavailableError(`${this.name}: not connected${this.lastError ? ` (${this.lastError.message})` : ''}`);
-    const reply = this.client.sendCommand(args, { timeout: this.timeoutMs, typeMapping: BUF });
+    const reply = this.client.sendCommand(args, { timeout: this.timeoutMs, typeMapping: this.blobAsBuffer });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no reply in ${this.timeoutMs} ms`)), this.timeoutMs);
