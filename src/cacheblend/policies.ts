@@ -155,13 +155,18 @@ export function topK(prev: Int32Array, dev: Float64Array, k: number): Int32Array
   return Int32Array.from(order.slice(0, k).map((i) => prev[i]!)).sort();
 }
 
+/** The check layer must be one of the model's layers. */
+function checkLayerOf(name: string, checkLayer: number, nLayers: number): void {
+  if (!Number.isInteger(checkLayer) || checkLayer < 0 || checkLayer >= nLayers)
+    throw new ArgumentError(`${name}: check layer ${checkLayer} outside the model's layers [0, ${nLayers})`);
+}
+
 function hkvd(name: string, ratio: number, checkLayer: number, kind: DeviationKind, gradual: boolean, firstRatio?: number): SelectionPolicy {
   return {
     name,
     needsReference: false,
     plan(c) {
-      if (!Number.isInteger(checkLayer) || checkLayer < 0 || checkLayer >= c.nLayers)
-        throw new ArgumentError(`${name}: check layer ${checkLayer} outside the model's layers [0, ${c.nLayers})`);
+      checkLayerOf(name, checkLayer, c.nLayers);
       const m = c.nLayers - 1 - checkLayer;
       const counts = gradual
         ? gradualSchedule(ratio, firstRatio ?? Math.min(1, (4 * ratio) / 3), c.nContext, m)
@@ -197,8 +202,7 @@ function hkvdWindow(name: string, ratio: number, checkLayer: number, kind: Devia
     name,
     needsReference: false,
     plan(c) {
-      if (!Number.isInteger(checkLayer) || checkLayer < 0 || checkLayer >= c.nLayers)
-        throw new ArgumentError(`${name}: check layer ${checkLayer} outside the model's layers [0, ${c.nLayers})`);
+      checkLayerOf(name, checkLayer, c.nLayers);
       const k = share(ratio, c.nContext);
       const chunkEnd = new Int32Array(c.nContext);
       c.chunkStarts.forEach((s, i) => chunkEnd.fill(s + c.chunkLengths[i]!, s, s + c.chunkLengths[i]!));
