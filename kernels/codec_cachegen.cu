@@ -37,13 +37,37 @@ __device__ __forceinline__ uint16_t read_le16(const uint8_t* p) {
 
 unsigned grid_for(size_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
+// One thread's share of a pass over the KV: channel c of plane p over the token block [t0, t1)
+// (t0 % G == 0), the split of the rANS streams (s = (p * blocks + block) * C + c), so a long chunk has
+// `blocks` times more threads than channels to keep loads in flight. Maxima and counts of a channel
+// are then combined across its blocks with atomics: both are exact and order-free (a max of finite
+// non-negative floats orders like their bits; counts are integers), so the bytes stay the host's.
+struct Span {
+  size_t p, c, pc;
+  uint32_t t0, t1;
+};
+
+__device__ __forceinline__ bool span_of(const CgDims& d, size_t s, Span& o) {
+  if (s >= size_t(d.planes) * d.blocks * d.channels) return false;
+  o.c = s % d.channels;
+  const size_t blk = (s / d.channels) % d.blocks;
+  o.p = s / (size_t(d.channels) * d.blocks);
+  o.pc = o.p * d.channels + o.c;
+  o.t0 = static_cast<uint32_t>(blk * d.stream_tokens);
+  o.t1 = min(d.tokens, o.t0 + d.stream_tokens);
+  return true;
+}
+
+__device__ __forceinline__ void max_into(float* dst, float v) {
+  atomicMax(reinterpret_cast<unsigned int*>(dst), __float_as_uint(v));  // v >= 0, never NaN
+}
+
 template <int DT>
 __global__ void anchor_maxabs_kernel(const void* kv, CgDims d, float* maxabs) {
-  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  if (i >= size_t(d.planes) * d.channels) return;
-  size_t p = i / d.channels, c = i % d.channels;
-  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
-  maxabs[i] = cg_anchor_maxabs(load, d.tokens, d.group);
+  Span sp;
+  if (!span_of(d, blockIdx.x * size_t(blockDim.x) + threadIdx.x, sp)) return;
+  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (sp.p * d.tokens + sp.t0 + t) * d.channels + sp.c); };
+  max_into(maxabs + sp.pc, cg_anchor_maxabs(load, sp.t1 - sp.t0, d.group));
 }
 
 __global__ void plane_steps_kernel(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m,
@@ -56,33 +80,78 @@ __global__ void plane_steps_kernel(const float* maxabs, CgDims d, const float* f
 template <int DT>
 __global__ void delta_maxabs_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint8_t* ma,
                                     const uint8_t* md, float* maxabs) {
-  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  if (i >= size_t(d.planes) * d.channels) return;
-  size_t p = i / d.channels, c = i % d.channels;
-  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
-  CgChannel ch = cg_channel(step_a[i], 0, ma[p], md[p]);
-  maxabs[i] = cg_delta_maxabs(load, d.tokens, d.group, ch);
+  Span sp;
+  if (!span_of(d, blockIdx.x * size_t(blockDim.x) + threadIdx.x, sp)) return;
+  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (sp.p * d.tokens + sp.t0 + t) * d.channels + sp.c); };
+  CgChannel ch = cg_channel(step_a[sp.pc], 0, ma[sp.p], md[sp.p]);
+  max_into(maxabs + sp.pc, cg_delta_maxabs(load, sp.t1 - sp.t0, d.group, ch));
 }
+
+// Per-thread tables in shared memory, laid out [entry][thread] so the 32 threads of a warp touch 32
+// different banks whichever entries they want: in global memory every (plane, channel) table is its
+// own cache lines, and a warp's 32 scattered table reads per symbol cost more L2 traffic than the KV.
+struct SmemCounts {
+  uint32_t* base;  // this thread's column
+  uint32_t stride;
+  __device__ __forceinline__ uint32_t& operator[](uint32_t k) const { return base[k * stride]; }
+};
+
+// Cumulative frequencies (<= 4096, so two per 32-bit word) of one thread's delta table.
+struct SmemCum {
+  const uint32_t* base;
+  uint32_t stride;
+  __device__ __forceinline__ uint32_t operator[](uint32_t k) const {
+    return (base[(k >> 1) * stride] >> ((k & 1u) << 4)) & 0xffffu;
+  }
+};
+
+// Copies cum[0..n] (n + 1 entries) of a table into this thread's SmemCum column.
+__device__ __forceinline__ SmemCum stage_cum(uint32_t* column, uint32_t stride, const uint32_t* cum, uint32_t n) {
+  for (uint32_t k = 0; k <= n; k += 2) {
+    uint32_t hi = k + 1 <= n ? cum[k + 1] : 0u;
+    column[(k >> 1) * stride] = cum[k] | (hi << 16);
+  }
+  return SmemCum{column, stride};
+}
+
+// Words of shared memory one thread's delta cum table takes (2mD + 2 entries, two a word).
+__host__ __device__ constexpr uint32_t cum_words(uint32_t m_delta) { return m_delta + 1; }
 
 template <int DT>
 __global__ void histogram_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
                                  const uint8_t* ma, const uint8_t* md, const uint32_t* table_off, uint32_t* counts) {
-  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
-  if (i >= size_t(d.planes) * d.channels) return;
-  size_t p = i / d.channels, c = i % d.channels;
-  auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
-  CgChannel ch = cg_channel(step_a[i], step_d[i], ma[p], md[p]);
-  // Counts in thread-local arrays first: the plane's anchor table is shared by all its channels, and
-  // one atomic per non-zero bin at the end keeps contention off the hot loop (integer sums: exact).
-  uint32_t ha[kMaxAlphabet], hd[kMaxAlphabet];
-  const uint32_t na = 2 * ma[p] + 1, nd = 2 * md[p] + 1;
-  for (uint32_t k = 0; k < kMaxAlphabet; ++k) ha[k] = hd[k] = 0;
-  cg_channel_histogram(load, d.tokens, d.group, ch, [&](uint32_t s) { ha[s] += 1; }, hd);
-  uint32_t* ca = counts + table_off[p];
-  uint32_t* cd = counts + table_off[d.planes + i];
-  for (uint32_t k = 0; k < na; ++k)
-    if (ha[k]) atomicAdd(ca + k, ha[k]);
-  for (uint32_t k = 0; k < nd; ++k) cd[k] = hd[k];
+  extern __shared__ uint32_t smem[];  // [kMaxAlphabet + 1] anchor counts, then [2mD+1][blockDim] delta counts
+  uint32_t* anchor_hist = smem;
+  // The block's first plane: its threads count anchors in shared memory (a plane's anchor table is
+  // shared by all its channels); threads of another plane (a block straddles planes only where C is
+  // not a multiple of it) add straight to global memory.
+  const size_t p0 = (blockIdx.x * size_t(blockDim.x)) / (size_t(d.channels) * d.blocks);
+  for (uint32_t k = threadIdx.x; k <= kMaxAlphabet; k += blockDim.x) anchor_hist[k] = 0;
+  __syncthreads();
+  Span sp;
+  if (span_of(d, blockIdx.x * size_t(blockDim.x) + threadIdx.x, sp)) {
+    auto load = [&](uint32_t t) { return load_kv<DT>(kv, (sp.p * d.tokens + sp.t0 + t) * d.channels + sp.c); };
+    CgChannel ch = cg_channel(step_a[sp.pc], step_d[sp.pc], ma[sp.p], md[sp.p]);
+    const uint32_t nd = 2 * md[sp.p] + 1;
+    SmemCounts hd{smem + kMaxAlphabet + 1 + threadIdx.x, blockDim.x};
+    for (uint32_t k = 0; k < nd; ++k) hd[k] = 0;
+    uint32_t* ca = counts + table_off[sp.p];
+    const uint32_t n = sp.t1 - sp.t0;
+    if (sp.p == p0)
+      cg_channel_histogram(load, n, d.group, ch, [&](uint32_t s) { atomicAdd(anchor_hist + s, 1u); }, hd);
+    else
+      cg_channel_histogram(load, n, d.group, ch, [&](uint32_t s) { atomicAdd(ca + s, 1u); }, hd);
+    uint32_t* cd = counts + table_off[d.planes + sp.pc];
+    for (uint32_t k = 0; k < nd; ++k)
+      if (hd[k]) atomicAdd(cd + k, hd[k]);
+  }
+  __syncthreads();
+  if (p0 < d.planes) {
+    uint32_t* ca = counts + table_off[p0];
+    const uint32_t na = 2 * ma[p0] + 1;
+    for (uint32_t k = threadIdx.x; k < na; k += blockDim.x)
+      if (anchor_hist[k]) atomicAdd(ca + k, anchor_hist[k]);
+  }
 }
 
 __global__ void codes_kernel(const uint32_t* counts, const uint32_t* table_off, const uint8_t* table_n,
@@ -106,6 +175,7 @@ template <int DT>
 __global__ void encode_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
                               const uint8_t* ma, const uint8_t* md, const uint32_t* cum, uint8_t* scratch,
                               uint32_t cap, uint32_t* lengths) {
+  extern __shared__ uint32_t smem[];  // [cum_words][blockDim]: each thread's delta table
   size_t s = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   size_t n_streams = size_t(d.planes) * d.blocks * d.channels;
   if (s >= n_streams) return;
@@ -115,9 +185,9 @@ __global__ void encode_kernel(const void* kv, CgDims d, const uint16_t* step_a, 
   uint32_t t1 = min(d.tokens, t0 + d.stream_tokens);
   CgChannel ch = cg_channel(step_a[pc], step_d[pc], ma[p], md[p]);
   auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
+  SmemCum cd = stage_cum(smem + threadIdx.x, blockDim.x, cum + (d.planes + pc) * kCgCumStride, 2 * md[p] + 1);
   uint8_t* end = scratch + (s + 1) * cap;
-  lengths[s] = cg_encode_stream(load, t0, t1, d.group, ch, cum + p * kCgCumStride,
-                                cum + (d.planes + pc) * kCgCumStride, end);
+  lengths[s] = cg_encode_stream(load, t0, t1, d.group, ch, cum + p * kCgCumStride, cd, end);
 }
 
 __device__ __forceinline__ void load_crc_table(uint32_t* table) {
@@ -159,7 +229,8 @@ template <int DT>
 __global__ void decode_kernel(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
                               const uint8_t* ma, const uint8_t* md, const uint32_t* cum, void* out, uint32_t* check,
                               uint32_t* bad) {
-  __shared__ uint32_t table[256];
+  extern __shared__ uint32_t smem[];  // CRC table [256], then [cum_words][blockDim]: each thread's delta table
+  uint32_t* table = smem;
   load_crc_table(table);
   size_t s = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   size_t n_streams = size_t(d.planes) * d.blocks * d.channels;
@@ -174,8 +245,8 @@ __global__ void decode_kernel(const uint8_t* payload, const uint32_t* offsets, C
     const uint8_t* sp = payload + offsets[s];
     const uint8_t* se = payload + offsets[s + 1];
     auto store = [&](uint32_t t, float v) { store_kv<DT>(out, (p * d.tokens + t) * d.channels + c, v); };
-    if (!cg_decode_stream(store, sp, se, t0, t1, d.group, ch, cum + p * kCgCumStride,
-                          cum + (d.planes + pc) * kCgCumStride))
+    SmemCum cd = stage_cum(smem + 256 + threadIdx.x, blockDim.x, cum + (d.planes + pc) * kCgCumStride, 2 * md[p] + 1);
+    if (!cg_decode_stream(store, sp, se, t0, t1, d.group, ch, cum + p * kCgCumStride, cd))
       atomicAdd(bad, 1u);
     uint32_t crc = ~0u;
     for (const uint8_t* q = sp; q < se; ++q) crc = table[(crc ^ *q) & 0xffu] ^ (crc >> 8);
@@ -184,18 +255,19 @@ __global__ void decode_kernel(const uint8_t* payload, const uint32_t* offsets, C
   add_check(check, term);
 }
 
-#define KVK_DISPATCH(dtype, KERNEL, grid, ...)                                     \
+#define KVK_DISPATCH_SMEM(dtype, KERNEL, grid, smem, ...)                       \
   switch (dtype) {                                                               \
-    case 0: KERNEL<0><<<grid, kThreads, 0, s>>>(__VA_ARGS__); break;             \
-    case 1: KERNEL<1><<<grid, kThreads, 0, s>>>(__VA_ARGS__); break;             \
-    case 2: KERNEL<2><<<grid, kThreads, 0, s>>>(__VA_ARGS__); break;             \
+    case 0: KERNEL<0><<<grid, kThreads, smem, s>>>(__VA_ARGS__); break;          \
+    case 1: KERNEL<1><<<grid, kThreads, smem, s>>>(__VA_ARGS__); break;          \
+    case 2: KERNEL<2><<<grid, kThreads, smem, s>>>(__VA_ARGS__); break;          \
     default: return cudaErrorInvalidValue;                                       \
   }
+#define KVK_DISPATCH(dtype, KERNEL, grid, ...) KVK_DISPATCH_SMEM(dtype, KERNEL, grid, 0, __VA_ARGS__)
 
 }  // namespace
 
 cudaError_t cachegen_anchor_maxabs(const void* kv, int dtype, CgDims d, float* maxabs, cudaStream_t s) {
-  KVK_DISPATCH(dtype, anchor_maxabs_kernel, grid_for(size_t(d.planes) * d.channels), kv, d, maxabs);
+  KVK_DISPATCH(dtype, anchor_maxabs_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), kv, d, maxabs);
   return cudaGetLastError();
 }
 
@@ -207,16 +279,18 @@ cudaError_t cachegen_plane_steps(const float* maxabs, CgDims d, const float* fra
 
 cudaError_t cachegen_delta_maxabs(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint8_t* m_anchor,
                             const uint8_t* m_delta, float* maxabs, cudaStream_t s) {
-  KVK_DISPATCH(dtype, delta_maxabs_kernel, grid_for(size_t(d.planes) * d.channels), kv, d, step_a, m_anchor, m_delta,
+  KVK_DISPATCH(dtype, delta_maxabs_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), kv, d, step_a, m_anchor, m_delta,
                maxabs);
   return cudaGetLastError();
 }
 
 cudaError_t cachegen_histogram(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                         const uint8_t* m_anchor, const uint8_t* m_delta, const uint32_t* table_off, uint32_t* counts,
-                         cudaStream_t s) {
-  KVK_DISPATCH(dtype, histogram_kernel, grid_for(size_t(d.planes) * d.channels), kv, d, step_a, step_d, m_anchor,
-               m_delta, table_off, counts);
+                         const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* table_off,
+                         uint32_t* counts, cudaStream_t s) {
+  if (max_m_delta < 1 || max_m_delta > kMaxLevel) return cudaErrorInvalidValue;
+  const size_t smem = (kMaxAlphabet + 1 + (2 * max_m_delta + 1) * kThreads) * 4;
+  KVK_DISPATCH_SMEM(dtype, histogram_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), smem, kv, d, step_a, step_d,
+                    m_anchor, m_delta, table_off, counts);
   return cudaGetLastError();
 }
 
@@ -233,10 +307,12 @@ cudaError_t cachegen_cum_tables(const uint8_t* codes, const uint32_t* table_off,
 }
 
 cudaError_t cachegen_encode_streams(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint32_t* cum, uint8_t* scratch,
-                              uint32_t cap, uint32_t* lengths, cudaStream_t s) {
-  KVK_DISPATCH(dtype, encode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), kv, d, step_a, step_d,
-               m_anchor, m_delta, cum, scratch, cap, lengths);
+                              const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* cum,
+                              uint8_t* scratch, uint32_t cap, uint32_t* lengths, cudaStream_t s) {
+  if (max_m_delta < 1 || max_m_delta > kMaxLevel) return cudaErrorInvalidValue;
+  const size_t smem = cum_words(max_m_delta) * kThreads * 4;
+  KVK_DISPATCH_SMEM(dtype, encode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), smem, kv, d, step_a,
+                    step_d, m_anchor, m_delta, cum, scratch, cap, lengths);
   return cudaGetLastError();
 }
 
@@ -252,10 +328,12 @@ cudaError_t cachegen_compact(const uint8_t* scratch, uint32_t cap, const uint32_
 }
 
 cudaError_t cachegen_decode_streams(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
-                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint32_t* cum, void* out,
-                              int out_dtype, uint32_t* check, uint32_t* bad, cudaStream_t s) {
-  KVK_DISPATCH(out_dtype, decode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), payload, offsets, d,
-               steps, m_anchor, m_delta, cum, out, check, bad);
+                              const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* cum,
+                              void* out, int out_dtype, uint32_t* check, uint32_t* bad, cudaStream_t s) {
+  if (max_m_delta < 1 || max_m_delta > kMaxLevel) return cudaErrorInvalidValue;
+  const size_t smem = (256 + cum_words(max_m_delta) * kThreads) * 4;
+  KVK_DISPATCH_SMEM(out_dtype, decode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), smem, payload,
+                    offsets, d, steps, m_anchor, m_delta, cum, out, check, bad);
   return cudaGetLastError();
 }
 

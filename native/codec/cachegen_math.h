@@ -88,9 +88,9 @@ KV_HD inline void cg_plane_steps(const float* maxabs, uint32_t channels, float f
 }
 
 // Symbol histogram of one channel: anchor symbols into hist_a[sym + mA], deltas into hist_d[sym + mD].
-template <class Load, class Count>
+template <class Load, class Count, class Hist>
 KV_HD inline void cg_channel_histogram(Load load, uint32_t n, uint32_t group, const CgChannel& ch, Count count_anchor,
-                                       uint32_t* hist_d) {
+                                       Hist hist_d) {
   float anchor = 0.0f;
   for (uint32_t t = 0; t < n; ++t) {
     float x = load(t);
@@ -106,10 +106,11 @@ KV_HD inline void cg_channel_histogram(Load load, uint32_t n, uint32_t group, co
 
 // Encodes tokens [t0, t1) into the bytes ending at `end`; returns the stream's length in bytes
 // (at most 4 + 2 * (t1 - t0)). Tables: the cumulative frequencies of the anchor and the delta
-// alphabet (freq[s] = cum[s + 1] - cum[s]).
-template <class Load>
+// alphabet (freq[s] = cum[s + 1] - cum[s]): pointers, or anything indexable like them (the GPU keeps
+// each thread's delta table in shared memory).
+template <class Load, class CumA, class CumD>
 KV_HD inline uint32_t cg_encode_stream(Load load, uint32_t t0, uint32_t t1, uint32_t group, const CgChannel& ch,
-                                       const uint32_t* ca, const uint32_t* cd, uint8_t* end) {
+                                       const CumA& ca, const CumD& cd, uint8_t* end) {
   RansEncoder e;
   rans_enc_init(e, end);
   uint32_t cached_anchor_t = 0xffffffffu;
@@ -134,9 +135,9 @@ KV_HD inline uint32_t cg_encode_stream(Load load, uint32_t t0, uint32_t t1, uint
 
 // Decodes tokens [t0, t1) (t0 % group == 0) from [p, end), calling store(t, value). Returns false
 // when the stream is corrupt (the values stored are then meaningless but always finite).
-template <class Store>
+template <class Store, class CumA, class CumD>
 KV_HD inline bool cg_decode_stream(Store store, const uint8_t* p, const uint8_t* end, uint32_t t0, uint32_t t1,
-                                   uint32_t group, const CgChannel& ch, const uint32_t* ca, const uint32_t* cd) {
+                                   uint32_t group, const CgChannel& ch, const CumA& ca, const CumD& cd) {
   RansDecoder d;
   rans_dec_init(d, p, end);
   if (d.bad) return false;

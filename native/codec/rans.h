@@ -83,7 +83,8 @@ KV_HD inline bool rans_dec_ok(const RansDecoder& d) { return !d.bad && d.x == kR
 
 // Symbol lookup: the largest s with cum[s] <= slot (cum has n + 1 entries, cum[n] = 2^bits;
 // zero-frequency symbols share their successor's cum and are never chosen).
-KV_HD inline uint32_t cum_lookup(const uint32_t* cum, uint32_t n, uint32_t slot) {
+template <class Cum>
+KV_HD inline uint32_t cum_lookup(const Cum& cum, uint32_t n, uint32_t slot) {
   uint32_t lo = 0, hi = n;  // invariant: cum[lo] <= slot < cum[hi]
   while (hi - lo > 1) {
     uint32_t mid = (lo + hi) >> 1;

@@ -46,6 +46,8 @@ int dtype_id(DType t) {
   fail(Code::DType, std::string("cachegen (CUDA): KV must be f32, f16 or bf16, got ") + dtype_name(t));
 }
 
+uint32_t max_level(const std::vector<uint8_t>& m) { return m.empty() ? 1u : *std::max_element(m.begin(), m.end()); }
+
 uint32_t auto_stream_tokens(uint32_t tokens, uint32_t group) {
   uint32_t blocks = (tokens + 1023) / 1024;
   uint32_t per = (tokens + blocks - 1) / blocks;
@@ -135,9 +137,11 @@ std::unique_ptr<EncodePlan> make_plan(int device, const codec::KvInput& in, cons
 // The device part of an encode: KV -> steps, tables, compacted streams, payload check.
 void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
   const kvk::CgDims& d = pl.d;
+  check(cudaMemsetAsync(pl.maxabs.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");  // maxima are atomicMax'ed in
   launched(kvk::cachegen_anchor_maxabs(kv, dt, d, pl.maxabs.as<float>(), nullptr), "cachegen anchor max");
   launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), d, pl.fa.as<float>(), pl.m_a.as<uint8_t>(),
                                      pl.step_a.as<uint16_t>(), nullptr), "cachegen anchor steps");
+  check(cudaMemsetAsync(pl.maxabs.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");
   launched(kvk::cachegen_delta_maxabs(kv, dt, d, pl.step_a.as<uint16_t>(), pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(),
                                       pl.maxabs.as<float>(), nullptr), "cachegen delta max");
   launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), d, pl.fd.as<float>(), pl.m_d.as<uint8_t>(),
@@ -145,7 +149,8 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
   if (!pl.from_profile) {
     check(cudaMemsetAsync(pl.counts.p, 0, pl.table_bytes * 4, nullptr), "cudaMemsetAsync");
     launched(kvk::cachegen_histogram(kv, dt, d, pl.step_a.as<uint16_t>(), pl.step_d.as<uint16_t>(), pl.m_a.as<uint8_t>(),
-                                     pl.m_d.as<uint8_t>(), pl.table_off.as<uint32_t>(), pl.counts.as<uint32_t>(), nullptr),
+                                     pl.m_d.as<uint8_t>(), max_level(pl.md), pl.table_off.as<uint32_t>(), pl.counts.as<uint32_t>(),
+                                     nullptr),
              "cachegen histogram");
     launched(kvk::cachegen_codes(pl.counts.as<uint32_t>(), pl.table_off.as<uint32_t>(), pl.table_n.as<uint8_t>(),
                                  static_cast<uint32_t>(pl.n_tables), pl.codes.as<uint8_t>(), nullptr), "cachegen codes");
@@ -155,7 +160,7 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
                                     static_cast<uint32_t>(pl.n_tables), d, pl.cum.as<uint32_t>(), pl.bad.as<uint32_t>(),
                                     nullptr), "cachegen tables");
   launched(kvk::cachegen_encode_streams(kv, dt, d, pl.step_a.as<uint16_t>(), pl.step_d.as<uint16_t>(),
-                                        pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(), pl.cum.as<uint32_t>(),
+                                        pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(), max_level(pl.md), pl.cum.as<uint32_t>(),
                                         pl.scratch.as<uint8_t>(), pl.cap, pl.lengths.as<uint32_t>(), nullptr),
            "cachegen encode");
   launched(kvk::cachegen_scan(pl.lengths.as<uint32_t>(), pl.offsets.as<uint32_t>(), static_cast<uint32_t>(pl.n_streams),
@@ -262,7 +267,8 @@ void enqueue_decode(DecodePlan& pl, void* out, int dt) {
                                     static_cast<uint32_t>(pl.n_tables), pl.d, pl.cum.as<uint32_t>(), f, nullptr),
            "cachegen tables");
   launched(kvk::cachegen_decode_streams(pl.payload, pl.offsets.as<uint32_t>(), pl.d, pl.steps, pl.m_a.as<uint8_t>(),
-                                        pl.m_d.as<uint8_t>(), pl.cum.as<uint32_t>(), out, dt, f + 1, f + 2, nullptr),
+                                        pl.m_d.as<uint8_t>(), max_level(pl.cc.m_delta), pl.cum.as<uint32_t>(), out, dt, f + 1,
+                                        f + 2, nullptr),
            "cachegen decode");
 }
 

@@ -22,6 +22,7 @@ import { Tensor } from '../runtime/tensor.js';
 import { modelFingerprint } from '../model/fingerprint.js';
 import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL } from './levels.js';
 import { codecAddon } from './native.js';
+import { writeFileSync } from 'node:fs';
 import { getCodec } from './registry.js';
 import { containerStats } from './stats.js';
 
@@ -39,12 +40,28 @@ export interface CodecBenchOptions {
   /** The kvlab command line recorded in the JSON (after `kvlab`). */
   argv?: string[];
   onProgress?: (message: string) => void;
+  /**
+   * Writes the longest chunk's KV here as raw little-endian fp16 [layers][K|V][tokens][kv heads][head
+   * dim] (the design's layout), so another implementation (LMCache's kernels) can be timed on the
+   * same bytes.
+   */
+  saveKv?: string;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+function writeKvFile(path: string, kv: Tensor): void {
+  const host = kv.to('cpu');
+  try {
+    const a = host.toTypedArray() as Uint16Array;
+    writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  } finally {
+    host.dispose();
+  }
 }
 
 /** Runs the benchmark on `model`'s device; returns the benchmark JSON (DESIGN.md). */
@@ -72,6 +89,7 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
       if (kv !== span0.kv) span0.kv.dispose();
       const span = { kv, positions: span0.positions, fingerprint: fp };
       const kvBytes = kv.byteLength;
+      if (o.saveKv && T === maxT) writeKvFile(o.saveKv, kv);
       const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
       try {
         let encMs: number, decMs: number, container: Uint8Array;

@@ -25,7 +25,7 @@ export async function codecBenchCommand(values: Values, io: CliIO): Promise<numb
     if (tokens.some((t) => !Number.isInteger(t) || t < 1)) throw new ArgumentError(`kvlab codec bench: --tokens must be positive integers`);
     const argv = ['codec', 'bench', ...process.argv.slice(4)];
     const j = codecBench(model, {
-      tokens, reps: num(values, 'reps', 'codec bench') ?? 10, level: str(values, 'level'), argv,
+      tokens, reps: num(values, 'reps', 'codec bench') ?? 10, level: str(values, 'level'), argv, saveKv: str(values, 'save-kv'),
       onProgress: values.json ? undefined : (m) => io.err(`  ${m}`),
     });
     const text = JSON.stringify(j, null, 1);

@@ -103,6 +103,7 @@ export const codecCommand: Command = {
     reps: { type: 'string', value: 'N', help: 'bench: timed repetitions (default 10)' },
     level: { type: 'string', value: 'NAME', help: 'bench: cachegen level (default: the default level)' },
     out: { type: 'string', value: 'FILE', help: 'bench: also write the JSON here' },
+    'save-kv': { type: 'string', value: 'FILE', help: 'bench: write the longest chunk\'s KV as raw fp16 [layers][K|V][tokens][heads][dim] (to time another codec on the same bytes)' },
   },
   async run(values, pos, io) {
     if (pos[0] === 'eval') return codecEvalCommand(values, io);
