@@ -18,6 +18,7 @@ import { DTYPE_IDS } from '../runtime/dtype.js';
 import { ArgumentError, InternalError, native } from '../runtime/errors.js';
 import { median } from '../runtime/timing.js';
 import { benchJson, type BenchJson, type BenchRow } from '../runtime/bench-json.js';
+import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
 import { modelFingerprint } from '../model/fingerprint.js';
 import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL } from './levels.js';
@@ -34,6 +35,7 @@ export interface CodecBenchOptions {
   /** Chunk lengths in tokens (each a prefix of one prefilled sequence). */
   tokens: readonly number[];
   reps?: number;
+  /** A cachegen level, or several separated by commas (default: the default level). */
   level?: string;
   /** Compare the CUDA container with the host encoder's for chunks up to this many tokens. */
   parityMaxTokens?: number;
@@ -54,6 +56,29 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Relative RMSE of K and of V (sqrt(sum (decoded - x)^2 / sum x^2) over all K, resp. V, values):
+ * the error measure LMCache's driver reports, so sizes can be compared at equal error.
+ */
+function relativeRmse(kv: Tensor, decoded: Tensor): [string, number][] {
+  const planes = kv.shape[0]! * 2;
+  const flat = [planes, kv.numel / planes];
+  const a = kv.reshape(flat), b = decoded.reshape(flat);
+  const zero = Tensor.empty(flat, { dtype: kv.dtype, device: kv.device });
+  const err = Tensor.empty([planes], { dtype: 'f32', device: kv.device });
+  const ref = Tensor.empty([planes], { dtype: 'f32', device: kv.device });
+  try {
+    ops.fillUniform(zero, 0, 0, 0);
+    ops.rowSqDiff(b, a, err);
+    ops.rowSqDiff(a, zero, ref);
+    const e = err.toTypedArray() as Float32Array, r = ref.toTypedArray() as Float32Array;
+    const sum = (x: Float32Array, kv01: number) => x.reduce((acc, v, i) => (i % 2 === kv01 ? acc + v : acc), 0);
+    return [['relRmseK', Math.sqrt(sum(e, 0) / sum(r, 0))], ['relRmseV', Math.sqrt(sum(e, 1) / sum(r, 1))]];
+  } finally {
+    for (const t of [a, b, zero, err, ref]) t.dispose();
+  }
+}
+
 function writeKvFile(path: string, kv: Tensor): void {
   const host = kv.to('cpu');
   try {
@@ -71,7 +96,7 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   const lengths = [...o.tokens];
   if (lengths.length === 0 || lengths.some((t) => !Number.isInteger(t) || t < 1 || t > model.config.maxSeqLen))
     throw new ArgumentError(`chunk lengths must be integers in 1..${model.config.maxSeqLen}`);
-  const level = cachegenLevel(o.level ?? CACHEGEN_DEFAULT_LEVEL);
+  const levels = (o.level ?? CACHEGEN_DEFAULT_LEVEL).split(',').map((l) => cachegenLevel(l.trim()));
   const device = model.device;
   const c = model.config;
   const fp = modelFingerprint(c);
@@ -83,13 +108,13 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   const rows: CodecBenchRow[] = [];
   const peak = device.isCuda ? cudaStatus().devices[device.index]?.peakBandwidthGBs ?? null : null;
   try {
-    for (const T of lengths) {
+    for (const [li, level] of levels.entries()) for (const T of lengths) {
       const span0 = cache.exportSpan(0, T);
       const kv = span0.kv.dtype === 'f16' ? span0.kv : span0.kv.cast('f16');
       if (kv !== span0.kv) span0.kv.dispose();
       const span = { kv, positions: span0.positions, fingerprint: fp };
       const kvBytes = kv.byteLength;
-      if (o.saveKv && T === maxT) writeKvFile(o.saveKv, kv);
+      if (o.saveKv && T === maxT && li === 0) writeKvFile(o.saveKv, kv);
       const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
       try {
         let encMs: number, decMs: number, container: Uint8Array;
@@ -103,6 +128,8 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
             encMs = median(r.encodeMs);
             decMs = median(r.decodeMs);
             container = r.container;
+            for (const [metric, value] of relativeRmse(kv, out))
+              rows.push({ case: caseOf, metric, value, unit: 'ratio', baseline: null, ratioToBaseline: null, floor: null });
             if (T <= (o.parityMaxTokens ?? 1024)) {
               o.onProgress?.(`host encode ${T} tokens for the parity check`);
               const hostKv = kv.to('cpu');

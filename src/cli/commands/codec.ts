@@ -101,7 +101,7 @@ export const codecCommand: Command = {
     json: { type: 'boolean', help: 'print JSON (eval: {"rows": [...], "profiles": [...]}; observe: the four row tables; bench: benchmark JSON)' },
     tokens: { type: 'string', value: 'N[,N...]', help: 'bench: chunk lengths (default 256,1024,4096)' },
     reps: { type: 'string', value: 'N', help: 'bench: timed repetitions (default 10)' },
-    level: { type: 'string', value: 'NAME', help: 'bench: cachegen level (default: the default level)' },
+    level: { type: 'string', value: 'NAME', help: 'bench: cachegen level(s), comma-separated (default: the default level)' },
     out: { type: 'string', value: 'FILE', help: 'bench: also write the JSON here' },
     'save-kv': { type: 'string', value: 'FILE', help: 'bench: write the longest chunk\'s KV as raw fp16 [layers][K|V][tokens][heads][dim] (to time another codec on the same bytes)' },
   },
