@@ -11,4 +11,10 @@ namespace kvk {
 cudaError_t row_sq_diff(const void* a, const void* b, float* out, int dtype, size_t n, size_t w, bool accumulate,
                         cudaStream_t stream);
 
+// top_k_rows: out[0..k) = the rows of the k largest of v[0..n) (ties: the lower row), ascending, as
+// native/cpu's; k <= n. CacheBlend's gradual filtering on the device: the next layer's tokens are
+// chosen without the deviations leaving the GPU. One block: a radix select finds the k-th largest
+// key, then an ordered compaction keeps the rows above it and the first rows equal to it.
+cudaError_t top_k_rows(const float* v, size_t n, size_t k, int32_t* out, cudaStream_t stream);
+
 }  // namespace kvk

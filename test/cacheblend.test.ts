@@ -18,6 +18,10 @@ import { ArgumentError, DTypeError, InternalError, ShapeError } from '../src/run
 import { STORIES_BIN } from './support/models.js';
 import { relErr, rng } from './support/reference.js';
 import { concatenatedLogits } from './support/cacheblend.js';
+import { hostSelecting } from './support/host-select.js';
+import { topK } from '../src/cacheblend/policies.js';
+import * as ops from '../src/runtime/ops.js';
+import { Tensor } from '../src/runtime/tensor.js';
 
 interface Fixture { cases: { generatedTokens: number[] }[] }
 const fx = JSON.parse(readFileSync(new URL('./fixtures/llama2c-stories260K.json', import.meta.url), 'utf8')) as Fixture;
@@ -152,6 +156,37 @@ test('gradual schedule: starts above r, never grows, averages r exactly up to ro
     assert.is(c.reduce((a, b) => a + b, 0), Math.round(r * 256 * m));
     for (let j = 1; j < m; j++) assert.ok(c[j]! <= c[j - 1]!);
     if (r > 0 && r < 1) assert.ok(c[0]! > r * 256);
+  }
+});
+
+test('topKRows (CPU) = the policies\' topK: k largest, ties to the lower row, ascending', () => {
+  const u = rng(5);
+  for (const n of [1, 7, 300, 2500]) {
+    // few distinct values, so ties are common
+    const vals = Float32Array.from({ length: n }, () => Math.floor(u() * 20) / 4);
+    const v = Tensor.fromTypedArray(vals);
+    for (const k of [0, 1, Math.floor(n / 3), n]) {
+      const out = Tensor.empty([k], { dtype: 'i32' });
+      ops.topKRows(v, k, out);
+      const want = topK(Int32Array.from({ length: n }, (_, i) => i), Float64Array.from(vals), k);
+      assert.equal(Array.from(out.toTypedArray() as Int32Array), Array.from(want), `n ${n} k ${k}`);
+      out.dispose();
+    }
+    v.dispose();
+  }
+});
+
+test('device-side selection (deviceRule + topKRows) = selection on the host: same sets, deviations, logits', () => {
+  for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const) {
+    for (const ratio of [0.1, 0.15, 0.3]) {
+      const p = makePolicy(name, { ratio });
+      const dev = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: p });
+      const host = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: hostSelecting(p) });
+      assert.equal(dev.selected.map((s) => Array.from(s)), host.selected.map((s) => Array.from(s)), `${name} ${ratio}: sets`);
+      assert.equal(dev.deviations.map((d) => d && Array.from(d)), host.deviations.map((d) => d && Array.from(d)), `${name} ${ratio}: deviations`);
+      assert.equal(relErr(dev.logits, host.logits), 0, `${name} ${ratio}: logits`);
+      for (const r of [dev, host]) r.cache.dispose();
+    }
   }
 });
 

@@ -192,6 +192,23 @@ Napi::Value row_sq_diff(const Napi::CallbackInfo& info) {
   });
 }
 
+// topKRows(v, n, k, out, stream?): out[0..k) = rows of the k largest of the f32 v[0..n), ties to the lower row, ascending
+Napi::Value top_k_rows(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const char* fn = "topKRows";
+    size_t n = arg_size(info, 1, fn, "n"), k = arg_size(info, 2, fn, "k");
+    if (k > n) fail(Code::Arg, std::string(fn) + ": k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
+    if (n > 0x7fffffffu) fail(Code::Arg, std::string(fn) + ": n too large");
+    Buf v = arg_buf(info, 0, fn, "v", mul(fn, {n, 4}));
+    Buf out = arg_buf(info, 3, fn, "out", mul(fn, {k, 4}));
+    StreamHandle* st = arg_stream_or_null(info, 4, fn);
+    int dev = common_device(fn, {&v, &out}, st);
+    if (dev == kHost) cpu::top_k_rows(v.ptr<float>(), n, k, out.ptr<int32_t>());
+    else cuda::top_k_rows(dev, v.ptr<float>(), n, k, out.ptr<int32_t>(), stream_of(st));
+    return info.Env().Undefined();
+  });
+}
+
 // gatherRows(src, srcRows, idx, dst, n, widthBytes, stream?): dst[i] = src[idx[i]]
 // scatterRows(src, idx, dst, dstRows, n, widthBytes, stream?): dst[idx[i]] = src[i] (indices unique)
 Napi::Value gather_rows(const Napi::CallbackInfo& info) {
@@ -266,6 +283,7 @@ void export_model_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("swiglu", Napi::Function::New(env, binary<true>, "swiglu"));
   exports.Set("add", Napi::Function::New(env, binary<false>, "add"));
   exports.Set("rowSqDiff", Napi::Function::New(env, row_sq_diff, "rowSqDiff"));
+  exports.Set("topKRows", Napi::Function::New(env, top_k_rows, "topKRows"));
   exports.Set("gatherRows", Napi::Function::New(env, gather_rows, "gatherRows"));
   exports.Set("scatterRows", Napi::Function::New(env, scatter_rows, "scatterRows"));
   exports.Set("sample", Napi::Function::New(env, sample, "sample"));

@@ -1,5 +1,10 @@
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "../core/order_key.h"
 
 #include "ops.h"
 #include "parallel.h"
@@ -47,6 +52,18 @@ void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size
   for (size_t i = 0; i < n; ++i)
     std::memcpy(static_cast<char*>(dst) + static_cast<size_t>(idx[i]) * width,
                 static_cast<const char*>(src) + i * width, width);
+}
+
+void top_k_rows(const float* v, size_t n, size_t k, int32_t* out) {
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  auto before = [&](int32_t a, int32_t b) {
+    const uint32_t ka = float_order_key(v[a]), kb = float_order_key(v[b]);
+    return ka != kb ? ka > kb : a < b;
+  };
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), before);
+  std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k));
+  std::copy(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), out);
 }
 
 }  // namespace kv::cpu

@@ -42,6 +42,8 @@ void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size
 
 // CacheBlend's KV deviation: out[r] (+)= sum_c (a[r, c] - b[r, c])^2 over rows r < n of width w.
 void row_sq_diff(const float* a, const float* b, float* out, size_t n, size_t w, bool accumulate);
+// out[0..k) = the rows of the k largest of v[0..n) (ties: the lower row), ascending; k <= n.
+void top_k_rows(const float* v, size_t n, size_t k, int32_t* out);
 
 // Picks a token from logits[vocab]. temperature <= 0: the first index of the maximum (greedy).
 // Otherwise p = softmax(logits / temperature); with top_p < 1 the kept set is {j : p_j >= t} for the

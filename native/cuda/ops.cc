@@ -291,6 +291,11 @@ void row_sq_diff(int device, const void* a, const void* b, float* out, DType typ
   check_kernel(kvk::row_sq_diff(a, b, out, static_cast<int>(type), n, w, accumulate, as_stream(s)), "row_sq_diff");
 }
 
+void top_k_rows(int device, const float* v, size_t n, size_t k, int32_t* out, Stream s) {
+  set_device(device);
+  check_kernel(kvk::top_k_rows(v, n, k, out, as_stream(s)), "top_k_rows");
+}
+
 void gather_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,
                  Stream s) {
   set_device(device);

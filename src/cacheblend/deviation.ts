@@ -12,13 +12,13 @@ function parts(kind: DeviationKind): readonly (0 | 1)[] {
   return kind === 'kv' ? [0, 1] : kind === 'k' ? [0] : [1];
 }
 
-/** Device copies of layer l's K and/or V rows in `slots` (the caller disposes them). */
-export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array): Tensor[] {
-  const idx = Tensor.fromTypedArray(slots, undefined, { device: cache.device });
+/** Device copies of layer l's K and/or V rows in `slots` (host, or i32 on the cache's device; the caller disposes them). */
+export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array | Tensor): Tensor[] {
+  const idx = slots instanceof Tensor ? slots : Tensor.fromTypedArray(slots, undefined, { device: cache.device });
   const out: Tensor[] = [];
   try {
     for (const p of parts(kind)) {
-      const t = Tensor.empty([slots.length, cache.layout.nKvHeads, cache.layout.headDim], { dtype: cache.dtype, device: cache.device });
+      const t = Tensor.empty([idx.numel, cache.layout.nKvHeads, cache.layout.headDim], { dtype: cache.dtype, device: cache.device });
       out.push(t);
       ops.gatherRows(cache.slab(l, p), idx, t);
     }
@@ -27,7 +27,22 @@ export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slo
     for (const t of out) t.dispose();
     throw e;
   } finally {
-    idx.dispose();
+    if (idx !== slots) idx.dispose();
+  }
+}
+
+/** rowDeviation kept on the device: f32 [slots] (the caller owns it). */
+export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationKind, slots: Tensor, before: readonly Tensor[]): Tensor {
+  const after = snapshotRows(cache, l, kind, slots);
+  const sums = Tensor.empty([slots.numel], { dtype: 'f32', device: cache.device });
+  try {
+    after.forEach((a, i) => ops.rowSqDiff(a, before[i]!, sums, i > 0));
+    return sums;
+  } catch (e) {
+    sums.dispose();
+    throw e;
+  } finally {
+    for (const t of after) t.dispose();
   }
 }
 

@@ -73,6 +73,13 @@ export interface SelectionPlan {
    * deviation of token prev[i] on layer l - 1.
    */
   select(l: number, prev: Int32Array, prevDeviation: Float64Array | null): Int32Array;
+  /**
+   * Optional, for plans whose sets after layer 0 are either the set before or "the k tokens of the
+   * set before with the largest deviation measured on the layer before" (ties: lower index): what
+   * layer l >= 1 does, k or 'keep'. The fusor then selects on the device (ops.topKRows), so the host
+   * never waits for a deviation inside a request; the sets equal select()'s.
+   */
+  deviceRule?(l: number): number | 'keep';
 }
 
 export interface SelectionPolicy {
@@ -174,6 +181,7 @@ function hkvd(name: string, ratio: number, checkLayer: number, kind: DeviationKi
       return {
         checkLayers: [checkLayer],
         measureAt: (l) => (l === checkLayer || (gradual && l > checkLayer && l < c.nLayers - 1) ? kind : null),
+        deviceRule: (l) => (l > checkLayer && (l === checkLayer + 1 || gradual) ? counts[l - checkLayer - 1]! : 'keep'),
         select(l, prev, dev) {
           if (l <= checkLayer) return prev;
           const k = counts[l - checkLayer - 1]!;

@@ -13,7 +13,7 @@ import type { Model } from '../model/model.js';
 import { InternalError } from '../runtime/errors.js';
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
-import { rowDeviation, snapshotRows } from './deviation.js';
+import { rowDeviation, rowDeviationOnDevice, snapshotRows } from './deviation.js';
 import type { PolicyContext, SelectionPlan, SelectionPolicy } from './policies.js';
 
 /** What a finished run reports (the fusor adds the logits, the cache and the layout). */
@@ -39,6 +39,18 @@ export class SelectiveRecompute {
   private dev: Float64Array | null = null;
   private x: Tensor | null = null;
   private nextLayer = 0;
+  /**
+   * Device-side selection (plans with deviceRule): the current set as cache slots (i32 [count]) and
+   * its deviation on the layer before (f32 [count]) stay on the model's device; each layer's set and
+   * deviation are kept there and read back once, by outcome().
+   */
+  private readonly onDevice: boolean;
+  private count = 0;
+  private slotsT: Tensor | null = null;
+  private devT: Tensor | null = null;
+  private readonly slotsByLayer: Tensor[] = [];
+  private readonly devByLayer: (Tensor | null)[] = [];
+  private queryT: Tensor | null = null;
 
   /**
    * `tokens`: the fused sequence's tokens (prefix, context, query); the context's N tokens sit in
@@ -56,19 +68,26 @@ export class SelectiveRecompute {
   ) {
     this.plan = policy.plan(ctx);
     this.sel = Int32Array.from({ length: N }, (_, i) => i);
+    this.onDevice = this.plan.deviceRule !== undefined;
   }
 
   /** Runs layer l (layers run in order 0, 1, ...): its context KV must be in the cache by now. */
   step(l: number): void {
     if (l !== this.nextLayer) throw new InternalError(`selective recompute ran layer ${l} after layer ${this.nextLayer - 1}`);
-    const { model, cache, P, N } = this;
+    if (this.onDevice) this.stepDevice(l);
+    else this.stepHost(l);
+    this.nextLayer++;
+  }
+
+  private stepHost(l: number): void {
+    const { model, cache, P } = this;
     const Q = this.querySlots.length;
     const next = this.plan.select(l, this.sel, this.dev);
     const keep = subsetRows(next, this.sel, l, this.policy.name);
     if (l === 0) {
-      this.x = model.embed([...Array.from(next, (i) => this.tokens[P + i]!), ...this.tokens.subarray(P + N, P + N + Q)]);
+      this.x = this.embedFirst(next);
     } else if (next.length !== this.sel.length) {
-      this.x = gatherInto(model, this.x!, [...keep, ...Array.from({ length: Q }, (_, q) => this.sel.length + q)]);
+      this.x = gatherInto(model, this.x!, Int32Array.from([...keep, ...Array.from({ length: Q }, (_, q) => this.sel.length + q)]));
     }
     this.sel = next;
     this.selected.push(next);
@@ -85,17 +104,91 @@ export class SelectiveRecompute {
       for (const t of before ?? []) t.dispose();
     }
     this.deviations.push(this.dev);
-    this.nextLayer++;
+  }
+
+  private stepDevice(l: number): void {
+    const { model, cache, P } = this;
+    const Q = this.querySlots.length;
+    const device = model.device;
+    if (l === 0) {
+      const first = this.plan.select(0, this.sel, null);
+      subsetRows(first, this.sel, 0, this.policy.name);
+      this.x = this.embedFirst(first);
+      this.count = first.length;
+      this.slotsT = Tensor.fromTypedArray(Int32Array.from(first, (i) => P + i), undefined, { device });
+      this.queryT = Tensor.fromTypedArray(this.querySlots, undefined, { device });
+    } else {
+      const rule = this.plan.deviceRule!(l);
+      if (rule !== 'keep' && rule < this.count) {
+        if (!(rule >= 0)) throw new InternalError(`policy ${this.policy.name} asked for ${rule} tokens on layer ${l}`);
+        if (!this.devT) throw new InternalError(`policy ${this.policy.name}: no deviation measured on layer ${l - 1}`);
+        const idx = Tensor.empty([rule + Q], { dtype: 'i32', device });
+        const slots = Tensor.empty([rule], { dtype: 'i32', device });
+        try {
+          const rows = idx.rows(0, rule), tail = idx.rows(rule, rule + Q);
+          try {
+            ops.topKRows(this.devT, rule, rows);
+            ops.gatherRows(this.slotsT!, rows, slots);
+            tail.write(Int32Array.from({ length: Q }, (_, q) => this.count + q));
+          } finally {
+            rows.dispose();
+            tail.dispose();
+          }
+          this.x = gatherInto(model, this.x!, idx);
+        } catch (e) {
+          slots.dispose();
+          throw e;
+        } finally {
+          idx.dispose();
+        }
+        this.slotsT = slots;
+        this.count = rule;
+      }
+    }
+    this.slotsByLayer.push(this.slotsT!);
+    const n = this.count + Q;
+    const slotsT = Tensor.empty([n], { dtype: 'i32', device });
+    const posT = Tensor.empty([n], { dtype: 'i32', device });
+    const kind = this.count > 0 ? this.plan.measureAt(l) : null;
+    let before: Tensor[] | null = null;
+    try {
+      const head = slotsT.rows(0, this.count), tail = slotsT.rows(this.count, n);
+      try {
+        head.copyFrom(this.slotsT!);
+        tail.copyFrom(this.queryT!);
+      } finally {
+        head.dispose();
+        tail.dispose();
+      }
+      ops.gatherRows(cache.positionsTensor, slotsT, posT);
+      const batch = { n, positionsTensor: posT, slotsTensor: slotsT, dispose() {} };
+      before = kind ? snapshotRows(cache, l, kind, this.slotsT!) : null;
+      model.layer(l, this.x!, batch, cache);
+      this.devT = kind && before ? rowDeviationOnDevice(cache, l, kind, this.slotsT!, before) : null;
+    } finally {
+      slotsT.dispose();
+      posT.dispose();
+      for (const t of before ?? []) t.dispose();
+    }
+    this.devByLayer.push(this.devT);
+  }
+
+  /** Layer 0's hidden states: the embeddings of the chosen context tokens, then the query's. */
+  private embedFirst(first: Int32Array): Tensor {
+    const { P, N } = this;
+    const Q = this.querySlots.length;
+    return this.model.embed([...Array.from(first, (i) => this.tokens[P + i]!), ...this.tokens.subarray(P + N, P + N + Q)]);
   }
 
   /** The query's final hidden states [Q, dim] ('last': only the last row); a view the caller disposes. */
   queryRows(which: 'all' | 'last'): Tensor {
     if (this.nextLayer !== this.model.config.nLayers) throw new InternalError('selective recompute: query rows read before the last layer ran');
-    const Q = this.querySlots.length, s = this.sel.length;
+    const Q = this.querySlots.length, s = this.onDevice ? this.count : this.sel.length;
     return this.x!.rows(s + (which === 'last' ? Q - 1 : 0), s + Q);
   }
 
   outcome(): SelectiveOutcome {
+    if (this.onDevice) this.readBack();
     const L = this.model.config.nLayers, N = this.N;
     const counts = this.selected.map((s) => s.length);
     const after = Math.max(-1, ...this.plan.checkLayers);
@@ -108,9 +201,25 @@ export class SelectiveRecompute {
     };
   }
 
+  /** Device mode: each layer's set (as context indices) and deviation, read back once per request. */
+  private readBack(): void {
+    if (this.selected.length === this.slotsByLayer.length) return;
+    const sets = new Map<Tensor, Int32Array>();
+    for (const t of this.slotsByLayer) {
+      if (!sets.has(t)) sets.set(t, Int32Array.from(t.toTypedArray() as Int32Array, (s) => s - this.P));
+      this.selected.push(sets.get(t)!);
+    }
+    for (const t of this.devByLayer) this.deviations.push(t ? Float64Array.from(t.toTypedArray() as Float32Array) : null);
+  }
+
   dispose(): void {
     this.x?.dispose();
     this.x = null;
+    for (const t of new Set([...this.slotsByLayer, ...(this.slotsT ? [this.slotsT] : []), ...this.devByLayer, this.devT, this.queryT]))
+      t?.dispose();
+    this.slotsByLayer.length = 0;
+    this.devByLayer.length = 0;
+    this.slotsT = this.devT = this.queryT = null;
   }
 }
 
@@ -127,17 +236,17 @@ function subsetRows(next: Int32Array, prev: Int32Array, l: number, name: string)
   return rows;
 }
 
-/** A new tensor with the given rows of `x` (disposes x). */
-function gatherInto(model: Model, x: Tensor, rows: number[]): Tensor {
-  const idx = Tensor.fromTypedArray(Int32Array.from(rows), undefined, { device: model.device });
-  const out = Tensor.empty([rows.length, model.config.dim], { dtype: x.dtype, device: x.device });
+/** A new tensor with the given rows of `x` (host indices, or an i32 tensor on x's device); disposes x. */
+function gatherInto(model: Model, x: Tensor, rows: Int32Array | Tensor): Tensor {
+  const idx = rows instanceof Tensor ? rows : Tensor.fromTypedArray(rows, undefined, { device: model.device });
+  const out = Tensor.empty([idx.numel, model.config.dim], { dtype: x.dtype, device: x.device });
   try {
     ops.gatherRows(x, idx, out);
   } catch (e) {
     out.dispose();
     throw e;
   } finally {
-    idx.dispose();
+    if (idx !== rows) idx.dispose();
     x.dispose();
   }
   return out;

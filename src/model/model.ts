@@ -40,8 +40,9 @@ export interface ModelOptions {
 /** The tokens of one layer-wise step: their positions and the cache slots their K/V go to. */
 export interface TokenBatch {
   readonly n: number;
-  readonly positions: Int32Array;
-  readonly slots: Int32Array;
+  /** Host copies; absent for a batch built on the device (CacheBlend's device-side selection). */
+  readonly positions?: Int32Array;
+  readonly slots?: Int32Array;
   /** i32 [n] on the model's device */
   readonly positionsTensor: Tensor;
   readonly slotsTensor: Tensor;

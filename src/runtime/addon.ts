@@ -93,6 +93,7 @@ export interface NativeAddon {
     stream: StreamHandle | null): void;
   swiglu(gate: StorageHandle, up: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
   add(a: StorageHandle, b: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
+  topKRows(v: StorageHandle, n: number, k: number, out: StorageHandle, stream: StreamHandle | null): void;
   rowSqDiff(a: StorageHandle, b: StorageHandle, out: StorageHandle, dtype: number, n: number, w: number, accumulate: boolean,
     stream: StreamHandle | null): void;
   gatherRows(src: StorageHandle, srcRows: number, idx: StorageHandle, dst: StorageHandle, n: number, widthBytes: number,

@@ -153,6 +153,19 @@ export function rowSqDiff(a: Tensor, b: Tensor, out: Tensor, accumulate = false,
     accumulate, s(stream)));
 }
 
+/**
+ * The rows of the k largest values of `v` (f32 [n]), ties to the lower row, in ascending order, into
+ * `out` (i32 [k]): CacheBlend's gradual filtering on the device, so the deviations never go to the
+ * host. NaN ranks above +Infinity, on every device alike.
+ */
+export function topKRows(v: Tensor, k: number, out: Tensor, stream?: Stream): void {
+  if (v.dtype !== 'f32' || v.shape.length !== 1) throw new DTypeError(`topKRows: v must be f32 [n], got ${v.describe()}`);
+  if (!Number.isSafeInteger(k) || k < 0 || k > v.numel) throw new ShapeError(`topKRows: k must be in 0..${v.numel}, got ${k}`);
+  if (out.dtype !== 'i32' || out.numel !== k) throw new ShapeError(`topKRows: out must be i32 [${k}], got ${out.describe()}`);
+  sameDevice('topKRows', v, out);
+  native(() => addon().topKRows(v.nativeHandle, v.numel, k, out.nativeHandle, s(stream)));
+}
+
 /** dst[idx[i]] = src[i] along the first dimension; indices must be distinct. */
 export function scatterRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Stream): void {
   i32('scatterRows', 'idx', idx, src.shape[0] ?? 0);

@@ -3,7 +3,10 @@
 // cacheblend at 0.15 lands between full reuse and full prefill in KL. The pipelined fusor with chunk
 // KV in pinned host memory, copied layer by layer on a copy stream, gives the in-memory fuse's logits.
 import * as assert from 'uvu/assert';
-import { fuse, fusePipelined, hostLayerSource, makeChunk, meanKL, precomputeChunks } from '../../src/cacheblend/index.js';
+import { fuse, fusePipelined, hostLayerSource, makeChunk, makePolicy, meanKL, precomputeChunks } from '../../src/cacheblend/index.js';
+import * as ops from '../../src/runtime/ops.js';
+import { Tensor } from '../../src/runtime/tensor.js';
+import { hostSelecting } from '../support/host-select.js';
 import { Stream } from '../../src/runtime/stream.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { Model } from '../../src/model/model.js';
@@ -75,6 +78,43 @@ test('pipelined fusor from pinned host memory on a copy stream = fuse with the K
   }
   copy.dispose();
   for (const c of [...cs, ...host]) c.dispose();
+  m.dispose();
+});
+
+
+test('topKRows on CUDA = on the CPU (ties, k from 0 to n, n up to 70000)', () => {
+  const u = rng(11);
+  for (const n of [1, 1000, 3072, 70000]) {
+    const vals = Float32Array.from({ length: n }, () => Math.floor(u() * 50) / 8);
+    const vc = Tensor.fromTypedArray(vals), vg = vc.to('cuda:0');
+    for (const k of [0, 1, Math.floor(n * 0.15), n - 1, n].filter((k) => k >= 0 && k <= n)) {
+      const oc = Tensor.empty([k], { dtype: 'i32' }), og = Tensor.empty([k], { dtype: 'i32', device: 'cuda:0' });
+      ops.topKRows(vc, k, oc);
+      ops.topKRows(vg, k, og);
+      assert.equal(Array.from(og.toTypedArray() as Int32Array), Array.from(oc.toTypedArray() as Int32Array), `n ${n} k ${k}`);
+      oc.dispose();
+      og.dispose();
+    }
+    vc.dispose();
+    vg.dispose();
+  }
+});
+
+test('cacheblend on CUDA: selection on the device = on the host (sets, logits)', () => {
+  const cfg = CONFIGS.llama!;
+  const m = Model.random(cfg, { seed: 3, device: 'cuda:0', dtype: 'f32' });
+  const parts = [80, 64, 96, 72].map((n, i) => tokens(n, 30 + i, cfg.vocabSize));
+  const query = tokens(12, 77, cfg.vocabSize);
+  const cs = precomputeChunks(m, [1], parts);
+  for (const ratio of [0.1, 0.15]) {
+    const p = makePolicy('cacheblend', { ratio });
+    const dev = fuse(m, { prefix: [1], chunks: cs, query, policy: p });
+    const host = fuse(m, { prefix: [1], chunks: cs, query, policy: hostSelecting(p) });
+    assert.equal(dev.selected.map((s) => Array.from(s)), host.selected.map((s) => Array.from(s)), `sets at ${ratio}`);
+    assert.equal(relErr(dev.logits, host.logits), 0, `logits at ${ratio}`);
+    for (const r of [dev, host]) r.cache.dispose();
+  }
+  for (const c of cs) c.dispose();
   m.dispose();
 });
 
