@@ -43,6 +43,8 @@ async function blendBench(values: Record<string, unknown>, io: Parameters<Comman
   const model = shape ? Model.random(shape, { device, dtype, seed: 0 })
     : (await loadModel(name, { searchPath: modelSearchPath(v.models as string | undefined, io), device, dtype })).model;
   const nChunks = Number(v.chunks), chunkLen = Number(v['chunk-tokens']), q = Number(v['query-tokens']), reps = Number(v.reps);
+  const depths = String(v.prefetch).split(',').map(Number);
+  if (depths.some((d) => !Number.isInteger(d) || d < 1)) throw new ArgumentError(`--prefetch: layer counts must be positive integers, got ${String(v.prefetch)}`);
   const V = model.config.vocabSize;
   const tok = (n: number, s: number) => Array.from({ length: n }, (_, i) => (s * 7919 + i * 104729) % (V - 3) + 3);
   const prefix = [model.config.bosId];
@@ -81,14 +83,16 @@ async function blendBench(values: Record<string, unknown>, io: Parameters<Comman
       const c = { method: policy, ratio: ratio ?? 0, computeFraction: fraction };
       row({ ...c, tier: device.isCuda ? 'gpu' : 'memory' }, g);
       if (!onHost) continue;
-      let waits: number[] = [];
-      const p = await timeAsync(async () => {
-        const r = await fusePipelined(model, { ...opts, chunks: onHost.map((h) => ({ tokens: h.tokens, positions: h.positions,
-          fingerprint: h.fingerprint, source: hostLayerSource(h, device, copyStream) })) });
-        waits = r.loadWaitMs;
-        r.cache.dispose();
-      });
-      row({ ...c, tier: 'cpu' }, p, { exposedLoadMs: Number(waits.reduce((a, b) => a + b, 0).toFixed(3)) });
+      for (const prefetch of depths) {
+        let waits: number[] = [];
+        const p = await timeAsync(async () => {
+          const r = await fusePipelined(model, { ...opts, prefetch, chunks: onHost.map((h) => ({ tokens: h.tokens, positions: h.positions,
+            fingerprint: h.fingerprint, source: hostLayerSource(h, device, copyStream) })) });
+          waits = r.loadWaitMs;
+          r.cache.dispose();
+        });
+        row({ ...c, tier: 'cpu' }, p, { prefetch, exposedLoadMs: Number(waits.reduce((a, b) => a + b, 0).toFixed(3)) });
+      }
       const serial = time(() => {
         const moved = onHost.map((h) => makeChunk(h.tokens, h.kv.to(device), h.positions, h.fingerprint));
         fuse(model, { ...opts, chunks: moved }).cache.dispose();
@@ -126,6 +130,7 @@ export const blendCommand: Command = {
     'chunk-tokens': { type: 'string', value: 'N', help: 'bench: tokens per chunk', default: '512' },
     'query-tokens': { type: 'string', value: 'N', help: 'bench: query tokens', default: '32' },
     reps: { type: 'string', value: 'N', help: 'bench: timed repetitions', default: '5' },
+    prefetch: { type: 'string', value: 'N[,N...]', help: 'bench: layers the CPU tier loads ahead of the one recomputing (one row each; the fusor\'s default is 4)', default: '4' },
     json: { type: 'boolean', help: 'print JSON ({"rows": [...]} for eval, benchmark JSON for bench)' },
   },
   async run(values, pos, io) {
