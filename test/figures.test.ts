@@ -86,7 +86,7 @@ test('streaming and benchmark figures render', async () => {
   await expectRendered(benchBlend([pt('blend', 'ttft', { method: 'full-recompute', tier: 'gpu', ratio: 0 }, 90, 'ms'),
     pt('blend', 'ttft', { method: 'cacheblend', tier: 'gpu', ratio: 0.15 }, 30, 'ms', null, 1 / 3)], P),
   ['time to first token (ms)', 'KV tier', '3x lower TTFT']);
-  await expectRendered(benchCodec([pt('codec', 'decode', { tokens: 4096 }, 250, 'GB/s'), pt('codec', 'encode', { tokens: 4096 }, 60, 'GB/s'),
+  await expectRendered(benchCodec([pt('codec', 'decode', { tokens: 4096 }, 250, 'GB/s of fp16 KV'), pt('codec', 'encode', { tokens: 4096 }, 60, 'GB/s of fp16 KV'),
     pt('lmcache-cachegen', 'decode', { impl: 'lmcache-cachegen', mode: 'default-256', chunkTokens: 256 }, 35, 'GB/s'),
     pt('lmcache-cachegen', 'encode', { impl: 'lmcache-cachegen', mode: 'default-256', chunkTokens: 256 }, 21, 'GB/s')], P),
   ['throughput (GB/s of fp16 KV)', 'operation', 'kvlab cachegen 4096 tok', 'lmcache default-256',

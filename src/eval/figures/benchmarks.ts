@@ -72,7 +72,8 @@ export function benchBlend(points: Rows<BenchPoint>, p: Provenance): Figure {
   const h = head('bench-blend', 'Time to first token per reuse method and KV storage tier (kvlab blend bench)', p,
     'CacheBlend: TTFT 2.2-3.3x lower than full recompute (Mistral-7B, Yi-34B, Llama-70B; 6 retrieved 512-token chunks).');
   if (isMissing(points)) return missingFigure(h, points.missing);
-  const rows = points.filter((q) => q.bench === 'blend' && q.metric === 'ttft').map((q) => ({
+  // The CPU tier at the pipelined fusor's default depth only (`--prefetch` sweeps add rows per depth)
+  const rows = points.filter((q) => q.bench === 'blend' && q.metric === 'ttft' && (q.case.prefetch === undefined || q.case.prefetch === 4)).map((q) => ({
     method: q.case.method === 'cacheblend' || q.case.method === 'epic' ? `${q.case.method} ${Math.round(100 * Number(q.case.ratio))}%` : String(q.case.method),
     tier: String(q.case.tier), ms: q.value, ratioToBaseline: q.ratioToBaseline,
   }));
@@ -99,7 +100,8 @@ const CODEC_BENCHES = ['codec', 'lmcache-cachegen'];
 /** A short label (axis labels longer than ~25 characters get cut): who, and the mode or chunk length. */
 function codecLabel(q: BenchPoint): string {
   const c = q.case;
-  const who = q.bench === 'codec' ? `kvlab ${c.codec ?? 'cachegen'}` : String(c.impl ?? q.bench).replace(/-cachegen$/, '');
+  const level = c.level !== undefined && c.level !== 'default' ? ` ${c.level}` : '';
+  const who = q.bench === 'codec' ? `kvlab ${c.codec ?? 'cachegen'}${level}` : String(c.impl ?? q.bench).replace(/-cachegen$/, '');
   const chunk = c.chunkTokens ?? c.tokens;
   return `${who} ${c.mode ?? (chunk !== undefined ? `${chunk} tok` : '')}`.trim();
 }
@@ -110,7 +112,8 @@ export function benchCodec(points: Rows<BenchPoint>, p: Provenance): Figure {
     'LMCache\'s CacheGen CUDA kernels on an H200: encode 31-36 GB/s, decode 55-60 GB/s (issue target for kvlab on an H100: ' +
     'decode >= 200, encode >= 50 GB/s, >= 2x LMCache on the same card).');
   if (isMissing(points)) return missingFigure(h, points.missing);
-  const rows = points.filter((q) => CODEC_BENCHES.includes(q.bench) && q.unit === 'GB/s' && /^(encode|decode)$/.test(q.metric))
+  // kvlab's rows say 'GB/s of fp16 KV', LMCache's driver 'GB/s': the same measure
+  const rows = points.filter((q) => CODEC_BENCHES.includes(q.bench) && q.unit.startsWith('GB/s') && /^(encode|decode)$/.test(q.metric))
     .map((q) => ({ metric: q.metric, label: codecLabel(q), value: q.value, kvlab: q.bench === 'codec' }));
   if (rows.length === 0) return missingFigure(h, 'no `kvlab bench codec` or LMCache baseline JSON in results/');
   const best = (m: string, kvlab: boolean) => Math.max(...rows.filter((r) => r.metric === m && r.kvlab === kvlab).map((r) => r.value));
