@@ -18,7 +18,7 @@ import { ArgumentError, DeviceError, FormatError, NotFoundError } from '../src/r
 import { Tensor } from '../src/runtime/tensor.js';
 import { cudaAvailable } from '../src/runtime/device.js';
 import { STORIES_BIN } from './support/models.js';
-import { relErr, rng } from './support/reference.js';
+import { f16Bits, f16ToNumber, relErr, rng } from './support/reference.js';
 
 const addon = codecAddon();
 
@@ -137,6 +137,8 @@ const BOUNDS: [string, string | undefined, number][] = [
   ['int4-channel', undefined, 1 / 7],
   ['kivi2', 'g32', 0.5],
   ['kivi2', 'g128', 0.5],
+  ['kivi2', 'g32-r128', 0.5],
+  ['kivi2', 'g32-r32', 0.5],
   ['cachegen-released', undefined, 1 / 15],
   ...CACHEGEN_LEVELS.map((l) => ['cachegen', l.name, cachegenBound(l)] as [string, string, number]),
 ];
@@ -161,6 +163,35 @@ test('every codec: encode -> decode within its bound on random KV of odd shapes'
     }
     span.kv.dispose();
   }
+});
+
+test('kivi2 residual (KIVI): K keeps its last T mod R tokens, V its last R, as fp16; the rest is 2-bit', () => {
+  const [L, T, H, D] = [2, 70, 2, 4];
+  const span = randomSpan([L, T, H, D], 3);
+  const codec = getCodec('kivi2');
+  const x = span.kv.toFloat32();
+  const plain = codec.encode(span, { level: 'g32' }), windowed = codec.encode(span, { level: 'g32-r32' });
+  const dec = codec.decode(windowed, { dtype: 'f32' });
+  const y = dec.kv.toFloat32();
+  const C = H * D, f16 = (v: number) => f16ToNumber(f16Bits(v));
+  for (let l = 0; l < L; l++)
+    for (const [part, full] of [[0, T % 32], [1, 32]] as const) // K: 70 mod 32 = 6 tokens, V: 32
+      for (let t = 0; t < T; t++)
+        for (let c = 0; c < C; c++) {
+          const i = ((l * 2 + part) * T + t) * C + c;
+          if (t >= T - full) assert.is(y[i], f16(x[i]!), `plane ${l * 2 + part} token ${t}: fp16 residual`);
+        }
+  // 2-bit + fp16 for (6 + 32) of 70 tokens per layer pair: larger than all 2-bit, more accurate
+  assert.ok(windowed.length > plain.length);
+  const d0 = codec.decode(plain, { dtype: 'f32' });
+  const sq = (a: Float32Array) => a.reduce((acc, v, i) => acc + (v - x[i]!) ** 2, 0);
+  assert.ok(sq(y) < sq(d0.kv.toFloat32()), 'the residual lowers the squared error');
+  // shorter than R: all fp16
+  const short = randomSpan([1, 20, 1, 4], 4);
+  const ds = codec.decode(codec.encode(short, { level: 'g32-r32' }), { dtype: 'f32' });
+  const xs = short.kv.toFloat32(), ys = ds.kv.toFloat32();
+  xs.forEach((v, i) => assert.is(ys[i], f16(v)));
+  for (const t of [span.kv, dec.kv, d0.kv, short.kv, ds.kv]) t.dispose();
 });
 
 /** A container's SIDE section (directory entry 3 of the header: FORMAT.md). */

@@ -163,7 +163,7 @@ void apply_profile(const Napi::Object& o, const char* fn, std::vector<uint8_t>& 
 }
 
 // codecEncode(codec, level, kv, dtype, dims, positions, fingerprint, options) -> Uint8Array
-// options: { kiviGroup, group, streamTokens, mAnchor, mDelta, bins, profileTables, profileHash }
+// options: { kiviGroup, kiviResidual, group, streamTokens, mAnchor, mDelta, bins, profileTables, profileHash }
 Napi::Value codec_encode(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "codecEncode";
@@ -188,6 +188,7 @@ Napi::Value codec_encode(const Napi::CallbackInfo& info) {
       } else {
         codec::BaselineOptions bo;
         bo.kivi_group = u32_or(o, "kiviGroup", 32, fn);
+        bo.kivi_residual = u32_or(o, "kiviResidual", 0, fn);
         out = codec::encode_baseline(id, static_cast<uint8_t>(level), in, bo);
       }
     }

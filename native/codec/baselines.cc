@@ -1,8 +1,10 @@
 // Baseline codecs: fp16 raw; int8/int4 symmetric per token or per channel (scale = max|x| rounded
 // up to bf16, levels -127..127 or -7..7); kivi2, KIVI-style 2-bit asymmetric (keys per channel over
-// groups of G tokens, values per token over groups of G channels; min and step in f16).
+// groups of G tokens, values per token over groups of G channels; min and step in f16; optionally
+// KIVI's full-precision residual of the most recent tokens).
 // One stream per (layer, K|V) of fixed-width codes in [token][channel] order: int8 a byte each,
-// int4 two's-complement nibbles low first, kivi2 four 2-bit codes a byte, low first.
+// int4 two's-complement nibbles low first, kivi2 four 2-bit codes a byte, low first, then (with a
+// residual) the residual tokens as fp16.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -37,8 +39,22 @@ Kind kind_of(CodecId id) {
 
 size_t stream_bytes(const Shape& s, int bits) { return (size_t(s.tokens) * s.channels() * bits + 7) / 8; }
 
-size_t n_scale_groups(const Shape& s, Kind k, uint32_t kivi_group, bool value_plane) {
-  const size_t T = s.tokens, C = static_cast<size_t>(s.channels());
+// kivi2: tokens of a plane that are 2-bit coded (the rest, the most recent, stay fp16). Keys: whole
+// multiples of R (KIVI quantises keys R tokens at a time); values: all but the last R.
+size_t kivi_quantized_tokens(size_t T, uint32_t R, bool value_plane) {
+  if (R == 0) return T;
+  if (value_plane) return T <= R ? 0 : T - R;
+  return T - T % R;
+}
+
+size_t kivi_stream_bytes(const Shape& s, uint32_t R, bool value_plane) {
+  const size_t T = s.tokens, C = static_cast<size_t>(s.channels()), Tq = kivi_quantized_tokens(T, R, value_plane);
+  return (Tq * C * 2 + 7) / 8 + (T - Tq) * C * 2;
+}
+
+// Scale groups of a plane; for kivi2 over its first `tokens` tokens (the 2-bit part).
+size_t n_scale_groups(const Shape& s, Kind k, uint32_t kivi_group, bool value_plane, size_t tokens) {
+  const size_t T = tokens, C = static_cast<size_t>(s.channels());
   if (k.bits == 16) return 0;
   if (k.bits == 2) {
     size_t g = kivi_group;
@@ -67,8 +83,8 @@ float f16_clamped(float v) { return f16_to_f32(f32_to_f16(std::max(-65504.0f, st
 struct Range {
   size_t t0, t1, c0, c1;
 };
-Range kivi_range(const Shape& s, uint32_t G, bool value_plane, size_t g) {
-  const size_t T = s.tokens, C = static_cast<size_t>(s.channels());
+Range kivi_range(const Shape& s, uint32_t G, bool value_plane, size_t g, size_t tokens) {
+  const size_t T = tokens, C = static_cast<size_t>(s.channels());
   if (value_plane) {
     size_t per = (C + G - 1) / G, t = g / per, c0 = (g % per) * G;
     return {t, t + 1, c0, std::min(C, c0 + G)};
@@ -84,10 +100,12 @@ std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& i
   const Kind k = kind_of(id);
   const Shape& s = in.shape;
   const size_t planes = size_t(s.layers) * 2, T = s.tokens, C = static_cast<size_t>(s.channels());
-  const uint32_t G = opt.kivi_group;
+  const uint32_t G = opt.kivi_group, R = opt.kivi_residual;
   if (k.bits == 2 && (G < 1 || G > 65535)) fail(Code::Arg, "kivi2: group size must be in 1..65535");
-  const size_t sb = stream_bytes(s, k.bits);
-  std::vector<std::vector<uint8_t>> streams(planes, std::vector<uint8_t>(sb, 0));
+  if (k.bits == 2 && R > 65535) fail(Code::Arg, "kivi2: residual must be in 0..65535");
+  std::vector<std::vector<uint8_t>> streams(planes);
+  for (size_t p = 0; p < planes; ++p)
+    streams[p].assign(k.bits == 2 ? kivi_stream_bytes(s, R, p % 2 == 1) : stream_bytes(s, k.bits), 0);
   std::vector<std::vector<uint16_t>> side(planes);
   auto at = [&](size_t p, size_t t, size_t c) { return load_value(in.data, in.dtype, (p * T + t) * C + c); };
 
@@ -102,9 +120,10 @@ std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& i
         }
       } else if (k.bits == 2) {
         const bool vp = p % 2 == 1;
-        size_t ng = n_scale_groups(s, k, G, vp);
+        const size_t Tq = kivi_quantized_tokens(T, R, vp);
+        size_t ng = n_scale_groups(s, k, G, vp, Tq);
         for (size_t g = 0; g < ng; ++g) {
-          Range r = kivi_range(s, G, vp, g);
+          Range r = kivi_range(s, G, vp, g, Tq);
           float mn = INFINITY, mx = -INFINITY;
           for (size_t t = r.t0; t < r.t1; ++t)
             for (size_t c = r.c0; c < r.c1; ++c) {
@@ -122,6 +141,12 @@ std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& i
               float q = std::rint((at(p, t, c) - mn16) * inv);
               put_code(st, t * C + c, 2, static_cast<uint32_t>(std::max(0.0f, std::min(3.0f, q))));
             }
+        }
+        uint8_t* full = st + (Tq * C * 2 + 7) / 8;
+        for (size_t i = 0; i < (T - Tq) * C; ++i) {
+          uint16_t h = f32_to_f16(load_value(in.data, in.dtype, (p * T + Tq) * C + i));
+          full[2 * i] = static_cast<uint8_t>(h);
+          full[2 * i + 1] = static_cast<uint8_t>(h >> 8);
         }
       } else {
         const int32_t m = k.bits == 8 ? 127 : 7;
@@ -148,7 +173,10 @@ std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& i
   parts.meta.level = level;
   parts.meta.shape = s;
   parts.meta.fingerprint = in.fingerprint;
-  if (k.bits == 2) put_u16(parts.meta.config, static_cast<uint16_t>(G));
+  if (k.bits == 2) {
+    put_u16(parts.meta.config, static_cast<uint16_t>(G));
+    if (R > 0) put_u16(parts.meta.config, static_cast<uint16_t>(R));  // absent: no residual (format v1 as before)
+  }
   parts.positions = in.positions;
   for (auto& sd : side)
     for (uint16_t v : sd) put_u16(parts.side, v);
@@ -171,23 +199,28 @@ void decode_baseline_host(const Parsed& p, void* out, DType out_type) {
   const Kind k = kind_of(p.meta.codec);
   const Shape& s = p.meta.shape;
   const size_t planes = size_t(s.layers) * 2, T = s.tokens, C = static_cast<size_t>(s.channels());
-  uint32_t G = 0;
+  uint32_t G = 0, R = 0;
   if (k.bits == 2) {
-    if (p.meta.config.size() != 2) format_error("kivi2 config length");
+    if (p.meta.config.size() != 2 && p.meta.config.size() != 4) format_error("kivi2 config length");
     G = read_u16(p.meta.config.data());
     if (G < 1) format_error("kivi2 group size 0");
+    if (p.meta.config.size() == 4) {
+      R = read_u16(p.meta.config.data() + 2);
+      if (R < 1) format_error("kivi2 residual 0 (a container without residual omits the field)");
+    }
   } else if (!p.meta.config.empty()) {
     format_error("unexpected config for " + std::string(codec_name(p.meta.codec)));
   }
   if (p.meta.flags != 0) format_error("unknown flags");
+  auto quantized = [&](size_t q) { return k.bits == 2 ? kivi_quantized_tokens(T, R, q % 2 == 1) : T; };
   std::vector<size_t> side_off(planes + 1, 0);
   for (size_t q = 0; q < planes; ++q)
-    side_off[q + 1] = side_off[q] + 2 * (k.bits == 2 ? 2 : 1) * n_scale_groups(s, k, G, q % 2 == 1);
+    side_off[q + 1] = side_off[q] + 2 * (k.bits == 2 ? 2 : 1) * n_scale_groups(s, k, G, q % 2 == 1, quantized(q));
   if (p.side_bytes != side_off[planes]) format_error("SIDE length");
   if (p.n_streams != planes) format_error("stream count");
-  const size_t sb = stream_bytes(s, k.bits);
   for (size_t q = 0; q < planes; ++q)
-    if (p.offsets[q + 1] - p.offsets[q] != sb) format_error("stream length");
+    if (p.offsets[q + 1] - p.offsets[q] != (k.bits == 2 ? kivi_stream_bytes(s, R, q % 2 == 1) : stream_bytes(s, k.bits)))
+      format_error("stream length");
   for (size_t i = 0; i < p.side_bytes / 2; ++i) {
     uint16_t h = read_u16(p.side + 2 * i);
     bool finite = k.bits == 2 ? (h & 0x7c00u) != 0x7c00u : ((h >> 7) & 0xffu) <= 127 + 101;
@@ -209,13 +242,20 @@ void decode_baseline_host(const Parsed& p, void* out, DType out_type) {
         }
       } else if (k.bits == 2) {
         const bool vp = q % 2 == 1;
-        size_t ng = n_scale_groups(s, k, G, vp);
+        const size_t Tq = quantized(q);
+        size_t ng = n_scale_groups(s, k, G, vp, Tq);
         for (size_t g = 0; g < ng; ++g) {
-          Range r = kivi_range(s, G, vp, g);
+          Range r = kivi_range(s, G, vp, g, Tq);
           float mn = f16_to_f32(read_u16(sd + 4 * g)), step = f16_to_f32(read_u16(sd + 4 * g + 2));
           for (size_t t = r.t0; t < r.t1; ++t)
             for (size_t c = r.c0; c < r.c1; ++c)
               store_value(out, out_type, base + t * C + c, mn + static_cast<float>(get_code(st, t * C + c, 2)) * step);
+        }
+        const uint8_t* full = st + (Tq * C * 2 + 7) / 8;
+        for (size_t i = 0; i < (T - Tq) * C; ++i) {
+          uint16_t h = read_u16(full + 2 * i);
+          if ((h & 0x7c00u) == 0x7c00u) bad[q] = 1;
+          store_value(out, out_type, base + Tq * C + i, f16_to_f32(h));
         }
       } else {
         const int32_t m = k.bits == 8 ? 127 : 7;

@@ -26,6 +26,9 @@ struct KvInput {
 // channels).
 struct BaselineOptions {
   uint32_t kivi_group = 32;
+  // KIVI's full-precision residual R (0: none): K keeps its last T mod R tokens in fp16 (T < R: all),
+  // V its last R (T <= R: all); the rest is 2-bit, as KIVI leaves a prefilled cache.
+  uint32_t kivi_residual = 0;
 };
 std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& in, const BaselineOptions& opt);
 

@@ -8,7 +8,7 @@
  * - `cachegen-released`: LMCache's variant (per-token scale, no deltas, 16-bit tables shipped).
  * - `fp16`; `int8-token`, `int8-channel`, `int4-token`, `int4-channel` (symmetric, scale per token
  *   row or per channel); `kivi2` (2-bit asymmetric, keys per channel and values per token, groups
- *   of 32, or 128 at level 'g128'; no full-precision window).
+ *   of 32 or 128; levels gN-rR keep KIVI's full-precision window of the most recent tokens).
  */
 import { Device } from '../runtime/device.js';
 import { DTYPE_IDS, checkDType } from '../runtime/dtype.js';
@@ -154,11 +154,16 @@ class BaselineCodec extends NativeCodec {
 
 class Kivi2Codec extends NativeCodec {
   readonly name = 'kivi2' as const;
-  /** Group size of the quantisation groups (tokens for keys, channels for values). */
-  readonly levels = ['g32', 'g128'] as const;
+  /**
+   * gN: groups of N (tokens for keys, channels for values), everything 2-bit; gN-rR: with KIVI's
+   * full-precision residual of R tokens (keys keep their last T mod R tokens in fp16, values their
+   * last R), which is how KIVI leaves a prefilled cache (its default: g32-r128).
+   */
+  readonly levels = ['g32', 'g128', 'g32-r128', 'g32-r32'] as const;
   readonly defaultLevel = 'g32';
   protected nativeOptions(level: number): NativeEncodeOptions {
-    return { kiviGroup: level === 0 ? 32 : 128 };
+    const [group, residual] = [[32, 0], [128, 0], [32, 128], [32, 32]][level]!;
+    return { kiviGroup: group, kiviResidual: residual };
   }
 }
 

@@ -26,6 +26,8 @@ export interface NativeEncodeOptions {
   /** codecBenchCuda: the level index recorded in the container. */
   level?: number;
   kiviGroup?: number;
+  /** kivi2: KIVI's full-precision residual R (0: none). */
+  kiviResidual?: number;
   group?: number;
   streamTokens?: number;
   mAnchor?: Uint8Array;

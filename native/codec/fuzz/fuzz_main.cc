@@ -89,6 +89,7 @@ std::vector<Seed> make_seeds(std::mt19937_64& rng) {
       } else {
         BaselineOptions bo;
         bo.kivi_group = 1 + rng() % 40;
+        bo.kivi_residual = rng() % 2 ? 0 : 1 + rng() % 48;
         seeds.push_back({encode_baseline(c, 0, in, bo), {}, 0});
       }
     }
