@@ -7,6 +7,12 @@
  * absolute positions: their fresh K/V overwrite the reused ones in their slots and they attend over
  * every slot at a position <= theirs. Hidden states: x = embed(tokens) on layer 0; each layer's
  * output rows of the tokens still selected feed the next (rows gathered as the set shrinks).
+ *
+ * Two ways to choose each layer's set: on the host through the plan's select() (any policy), or, for
+ * plans that state a deviceRule (HKVD's keep / top-k), on the model's device, where the set, the
+ * deviations and the gathers stay until outcome() reads them back once: the host then never waits for
+ * the GPU inside a request (gradual filtering otherwise drains it on every layer). Both choose the
+ * same sets (test: cacheblend.test.ts, gpu/cacheblend.test.ts).
  */
 import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
