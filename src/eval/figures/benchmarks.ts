@@ -113,8 +113,13 @@ export function benchCodec(points: Rows<BenchPoint>, p: Provenance): Figure {
     'decode >= 200, encode >= 50 GB/s, >= 2x LMCache on the same card).');
   if (isMissing(points)) return missingFigure(h, points.missing);
   // kvlab's rows say 'GB/s of fp16 KV', LMCache's driver 'GB/s': the same measure
-  const rows = points.filter((q) => CODEC_BENCHES.includes(q.bench) && q.unit.startsWith('GB/s') && /^(encode|decode)$/.test(q.metric))
-    .map((q) => ({ metric: q.metric, label: codecLabel(q), value: q.value, kvlab: q.bench === 'codec' }));
+  // One bar per implementation, chunking and operation: the default level only (a levels sweep is about
+  // size and error), and the first file (in results/ order) where two files measured the same case.
+  const seen = new Set<string>();
+  const rows = points.filter((q) => CODEC_BENCHES.includes(q.bench) && q.unit.startsWith('GB/s') && /^(encode|decode)$/.test(q.metric)
+      && (q.case.level === undefined || q.case.level === 'default'))
+    .map((q) => ({ metric: q.metric, label: codecLabel(q), value: q.value, kvlab: q.bench === 'codec' }))
+    .filter((r) => !seen.has(`${r.label}|${r.metric}`) && seen.add(`${r.label}|${r.metric}`));
   if (rows.length === 0) return missingFigure(h, 'no `kvlab bench codec` or LMCache baseline JSON in results/');
   const best = (m: string, kvlab: boolean) => Math.max(...rows.filter((r) => r.metric === m && r.kvlab === kvlab).map((r) => r.value));
   const part = (kvlab: boolean) => rows.some((r) => r.kvlab === kvlab)
