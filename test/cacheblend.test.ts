@@ -174,6 +174,11 @@ test('topKRows (CPU) = the policies\' topK: k largest, ties to the lower row, as
     }
     v.dispose();
   }
+  const v = Tensor.fromTypedArray(new Float32Array(4)), o = Tensor.empty([5], { dtype: 'i32' });
+  assert.throws(() => ops.topKRows(v, 5, o), (e: unknown) => e instanceof ShapeError && /k must be in 0\.\.4/.test(String(e)));
+  assert.throws(() => ops.topKRows(o, 1, v), (e: unknown) => e instanceof DTypeError);
+  v.dispose();
+  o.dispose();
 });
 
 test('device-side selection (deviceRule + topKRows) = selection on the host: same sets, deviations, logits', () => {
