@@ -350,11 +350,13 @@ test('profiles: build, serialise, parse; encode with a profile is smaller; missi
   for (const s of [...train, span]) s.kv.dispose();
 });
 
-test('bench (CPU path): encode, decode and size rows for each chunk length', () => {
+test('bench (CPU path): relative RMSE, encode, decode and size rows for each chunk length', () => {
   const j = codecBench(model, { tokens: [16, 40], reps: 1 });
   assert.is(j.bench, 'codec');
-  assert.equal(j.rows.map((r) => r.metric), ['encode', 'decode', 'bitsPerValue', 'encode', 'decode', 'bitsPerValue']);
+  const each = ['relRmseK', 'relRmseV', 'encode', 'decode', 'bitsPerValue'];
+  assert.equal(j.rows.map((r) => r.metric), [...each, ...each]);
   for (const r of j.rows) assert.ok(Number.isFinite(r.value) && r.value > 0);
+  for (const r of j.rows.filter((r) => r.metric.startsWith('relRmse'))) assert.ok(r.value < 0.5, `${r.metric} ${r.value}`);
 });
 
 test.run();

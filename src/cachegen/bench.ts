@@ -61,6 +61,16 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
  * the error measure LMCache's driver reports, so sizes can be compared at equal error.
  */
 function relativeRmse(kv: Tensor, decoded: Tensor): [string, number][] {
+  if (!kv.device.isCuda && kv.dtype !== 'f32') {
+    // the CPU ops compute in f32 only
+    const [k32, d32] = [kv.cast('f32'), decoded.cast('f32')];
+    try {
+      return relativeRmse(k32, d32);
+    } finally {
+      k32.dispose();
+      d32.dispose();
+    }
+  }
   const planes = kv.shape[0]! * 2;
   const flat = [planes, kv.numel / planes];
   const a = kv.reshape(flat), b = decoded.reshape(flat);
@@ -159,6 +169,13 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
           }
           encMs = median(enc);
           decMs = median(dec);
+          const decoded = codec.decode(container, { dtype: 'f16' }).kv;
+          try {
+            for (const [metric, value] of relativeRmse(kv, decoded))
+              rows.push({ case: caseOf, metric, value, unit: 'ratio', baseline: null, ratioToBaseline: null, floor: null });
+          } finally {
+            decoded.dispose();
+          }
         }
         const st = containerStats(container);
         const gbs = (ms: number) => kvBytes / (ms * 1e6);
