@@ -183,7 +183,7 @@ test('topKRows (CPU) = the policies\' topK: k largest, ties to the lower row, as
 
 test('device-side selection (deviceRule + topKRows) = selection on the host: same sets, deviations, logits', () => {
   for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const) {
-    for (const ratio of [0.1, 0.15, 0.3]) {
+    for (const ratio of [0, 0.01, 0.1, 0.15, 0.3]) {
       const p = makePolicy(name, { ratio });
       const dev = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: p });
       const host = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: hostSelecting(p) });

@@ -186,6 +186,7 @@ function hkvd(name: string, ratio: number, checkLayer: number, kind: DeviationKi
           if (l <= checkLayer) return prev;
           const k = counts[l - checkLayer - 1]!;
           if (l === checkLayer + 1 || gradual) {
+            if (k >= prev.length) return prev; // nothing to drop (an empty set measures no deviation)
             if (!dev) throw new ArgumentError(`${name}: no deviation measured on layer ${l - 1}`);
             return topK(prev, dev, k);
           }
