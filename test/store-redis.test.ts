@@ -111,9 +111,15 @@ if (SKIP) {
     const tier = await RedisTier.connect({ url: URL_!, prefix, budgetBytes: 3 * size + 100, partBytes: 1024 });
     try {
       await tier.clear();
-      for (const k of ['a', 'b', 'c']) await tier.put(k, e);
+      // recency is a millisecond clock: pause between steps so no two share a tick (a tie would
+      // order by key name and make the expected victim a matter of timing)
+      const tick = () => new Promise((r) => setTimeout(r, 5));
+      for (const k of ['a', 'b', 'c']) {
+        await tier.put(k, e);
+        await tick();
+      }
       (await tierGet(tier, 'a') as RawEntry).kv.dispose(); // a is now the most recent
-      await new Promise((r) => setTimeout(r, 5));
+      await tick();
       await tier.put('d', e);
       assert.is(await tier.has('b'), false, 'b was evicted');
       for (const k of ['a', 'c', 'd']) assert.ok(await tier.has(k), k);
