@@ -62,13 +62,13 @@ TableLayout table_layout(const Shape& s, const std::vector<uint8_t>& ma, const s
   return tl;
 }
 
+}  // namespace
+
 uint32_t auto_stream_tokens(uint32_t tokens, uint32_t group) {
   uint32_t blocks = (tokens + 1023) / 1024;
   uint32_t per = (tokens + blocks - 1) / blocks;
   return ((per + group - 1) / group) * group;
 }
-
-}  // namespace
 
 size_t cachegen_table_bytes(const Shape& s, const std::vector<uint8_t>& ma, const std::vector<uint8_t>& md) {
   return table_layout(s, ma, md).bytes;

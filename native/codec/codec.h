@@ -53,6 +53,10 @@ std::vector<uint8_t> encode_cachegen(uint8_t level, const KvInput& in, const Cac
 // (layer, K|V, channel) a delta table of 2*mD+1 codes.
 size_t cachegen_table_bytes(const Shape& s, const std::vector<uint8_t>& m_anchor, const std::vector<uint8_t>& m_delta);
 
+// The stream length used when the options leave it 0: blocks of at most ~1024 tokens, equal in size,
+// a multiple of the group (the CPU and CUDA encoders must agree on it).
+uint32_t auto_stream_tokens(uint32_t tokens, uint32_t group);
+
 // Table t of a table set: t < planes is the anchor table of plane t, t = planes + plane * C + c the
 // delta table of (plane, c); offsets[t] its first code, sizes[t] its symbol count.
 void cachegen_tables(const Shape& s, const std::vector<uint8_t>& m_anchor, const std::vector<uint8_t>& m_delta,

@@ -48,12 +48,6 @@ int dtype_id(DType t) {
 
 uint32_t max_level(const std::vector<uint8_t>& m) { return m.empty() ? 1u : *std::max_element(m.begin(), m.end()); }
 
-uint32_t auto_stream_tokens(uint32_t tokens, uint32_t group) {
-  uint32_t blocks = (tokens + 1023) / 1024;
-  uint32_t per = (tokens + blocks - 1) / blocks;
-  return ((per + group - 1) / group) * group;
-}
-
 // Everything one encode of one shape needs on the device.
 struct EncodePlan {
   kvk::CgDims d{};
@@ -101,7 +95,7 @@ std::unique_ptr<EncodePlan> make_plan(int device, const codec::KvInput& in, cons
   d.tokens = s.tokens;
   d.channels = static_cast<uint32_t>(s.channels());
   d.group = opt.group;
-  d.stream_tokens = opt.stream_tokens ? opt.stream_tokens : auto_stream_tokens(s.tokens, opt.group);
+  d.stream_tokens = opt.stream_tokens ? opt.stream_tokens : codec::auto_stream_tokens(s.tokens, opt.group);
   if (d.stream_tokens % d.group != 0 || d.stream_tokens > 65535 || d.stream_tokens < d.group)
     fail(Code::Arg, "cachegen: stream tokens must be a multiple of the group size, at most 65535");
   d.blocks = (d.tokens + d.stream_tokens - 1) / d.stream_tokens;
