@@ -31,10 +31,10 @@ export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slo
   }
 }
 
-/** rowDeviation kept on the device: f32 [slots] (the caller owns it). */
-export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationKind, slots: Tensor, before: readonly Tensor[]): Tensor {
+/** Per slot, on the device: the deviation between `before` (a snapshotRows of the same kind and slots) and the cache now; f32 [slots] (the caller owns it). */
+export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array | Tensor, before: readonly Tensor[]): Tensor {
   const after = snapshotRows(cache, l, kind, slots);
-  const sums = Tensor.empty([slots.numel], { dtype: 'f32', device: cache.device });
+  const sums = Tensor.empty([after[0]!.shape[0]!], { dtype: 'f32', device: cache.device });
   try {
     after.forEach((a, i) => ops.rowSqDiff(a, before[i]!, sums, i > 0));
     return sums;
@@ -46,14 +46,12 @@ export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationK
   }
 }
 
-/** Per slot: the deviation between `before` (a snapshotRows of the same kind and slots) and the cache now. */
+/** rowDeviationOnDevice read back to the host (n floats, not n x width values). */
 export function rowDeviation(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array, before: readonly Tensor[]): Float64Array {
-  const after = snapshotRows(cache, l, kind, slots);
-  const sums = Tensor.empty([slots.length], { dtype: 'f32', device: cache.device });
+  const sums = rowDeviationOnDevice(cache, l, kind, slots, before);
   try {
-    after.forEach((a, i) => ops.rowSqDiff(a, before[i]!, sums, i > 0));
     return Float64Array.from(sums.toTypedArray() as Float32Array);
   } finally {
-    for (const t of [...after, sums]) t.dispose();
+    sums.dispose();
   }
 }
