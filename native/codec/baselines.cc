@@ -77,6 +77,27 @@ int32_t signed_code(uint32_t code, int bits) {
   return bits == 8 ? static_cast<int32_t>(static_cast<int8_t>(code)) : (code & 8u ? int32_t(code) - 16 : int32_t(code));
 }
 
+// n values from element `first` of a host KV buffer as IEEE halves (little-endian) at dst.
+void write_halves(const KvInput& in, size_t first, size_t n, uint8_t* dst) {
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h = f32_to_f16(load_value(in.data, in.dtype, first + i));
+    dst[2 * i] = static_cast<uint8_t>(h);
+    dst[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+}
+
+// n halves from src into elements [first, first + n) of out; false if one is Inf or NaN (the encoder
+// never writes those).
+bool read_halves(const uint8_t* src, size_t n, void* out, DType out_type, size_t first) {
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h = read_u16(src + 2 * i);
+    if ((h & 0x7c00u) == 0x7c00u) finite = false;
+    store_value(out, out_type, first + i, f16_to_f32(h));
+  }
+  return finite;
+}
+
 float f16_clamped(float v) { return f16_to_f32(f32_to_f16(std::max(-65504.0f, std::min(65504.0f, v)))); }
 
 // KIVI group g of plane p: the elements it covers, as (token, channel) ranges.
@@ -113,11 +134,7 @@ std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& i
     for (size_t p = b; p < e; ++p) {
       uint8_t* st = streams[p].data();
       if (k.bits == 16) {
-        for (size_t i = 0; i < T * C; ++i) {
-          uint16_t h = f32_to_f16(load_value(in.data, in.dtype, p * T * C + i));
-          st[2 * i] = static_cast<uint8_t>(h);
-          st[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-        }
+        write_halves(in, p * T * C, T * C, st);
       } else if (k.bits == 2) {
         const bool vp = p % 2 == 1;
         const size_t Tq = kivi_quantized_tokens(T, R, vp);
@@ -142,12 +159,7 @@ std::vector<uint8_t> encode_baseline(CodecId id, uint8_t level, const KvInput& i
               put_code(st, t * C + c, 2, static_cast<uint32_t>(std::max(0.0f, std::min(3.0f, q))));
             }
         }
-        uint8_t* full = st + (Tq * C * 2 + 7) / 8;
-        for (size_t i = 0; i < (T - Tq) * C; ++i) {
-          uint16_t h = f32_to_f16(load_value(in.data, in.dtype, (p * T + Tq) * C + i));
-          full[2 * i] = static_cast<uint8_t>(h);
-          full[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-        }
+        write_halves(in, (p * T + Tq) * C, (T - Tq) * C, st + (Tq * C * 2 + 7) / 8);
       } else {
         const int32_t m = k.bits == 8 ? 127 : 7;
         const size_t ng = k.per_channel ? C : T, inner = k.per_channel ? T : C;
@@ -235,11 +247,7 @@ void decode_baseline_host(const Parsed& p, void* out, DType out_type) {
       const uint8_t* sd = p.side + side_off[q];
       const size_t base = q * T * C;
       if (k.bits == 16) {
-        for (size_t i = 0; i < T * C; ++i) {
-          uint16_t h = read_u16(st + 2 * i);
-          if ((h & 0x7c00u) == 0x7c00u) bad[q] = 1;  // the encoder never writes Inf or NaN
-          store_value(out, out_type, base + i, f16_to_f32(h));
-        }
+        if (!read_halves(st, T * C, out, out_type, base)) bad[q] = 1;
       } else if (k.bits == 2) {
         const bool vp = q % 2 == 1;
         const size_t Tq = quantized(q);
@@ -251,12 +259,7 @@ void decode_baseline_host(const Parsed& p, void* out, DType out_type) {
             for (size_t c = r.c0; c < r.c1; ++c)
               store_value(out, out_type, base + t * C + c, mn + static_cast<float>(get_code(st, t * C + c, 2)) * step);
         }
-        const uint8_t* full = st + (Tq * C * 2 + 7) / 8;
-        for (size_t i = 0; i < (T - Tq) * C; ++i) {
-          uint16_t h = read_u16(full + 2 * i);
-          if ((h & 0x7c00u) == 0x7c00u) bad[q] = 1;
-          store_value(out, out_type, base + Tq * C + i, f16_to_f32(h));
-        }
+        if (!read_halves(st + (Tq * C * 2 + 7) / 8, (T - Tq) * C, out, out_type, base + Tq * C)) bad[q] = 1;
       } else {
         const int32_t m = k.bits == 8 ? 127 : 7;
         for (size_t t = 0; t < T; ++t)
