@@ -100,8 +100,7 @@ const CODEC_BENCHES = ['codec', 'lmcache-cachegen'];
 /** A short label (axis labels longer than ~25 characters get cut): who, and the mode or chunk length. */
 function codecLabel(q: BenchPoint): string {
   const c = q.case;
-  const level = c.level !== undefined && c.level !== 'default' ? ` ${c.level}` : '';
-  const who = q.bench === 'codec' ? `kvlab ${c.codec ?? 'cachegen'}${level}` : String(c.impl ?? q.bench).replace(/-cachegen$/, '');
+  const who = q.bench === 'codec' ? `kvlab ${c.codec ?? 'cachegen'}` : String(c.impl ?? q.bench).replace(/-cachegen$/, '');
   const chunk = c.chunkTokens ?? c.tokens;
   return `${who} ${c.mode ?? (chunk !== undefined ? `${chunk} tok` : '')}`.trim();
 }
