@@ -64,10 +64,23 @@ TableLayout table_layout(const Shape& s, const std::vector<uint8_t>& ma, const s
 
 }  // namespace
 
-uint32_t auto_stream_tokens(uint32_t tokens, uint32_t group) {
-  uint32_t blocks = (tokens + 1023) / 1024;
-  uint32_t per = (tokens + blocks - 1) / blocks;
-  return ((per + group - 1) / group) * group;
+uint32_t cachegen_check_options(const CachegenOptions& opt, size_t planes, uint32_t tokens) {
+  check_levels(opt.m_anchor, planes, "anchor");
+  check_levels(opt.m_delta, planes, "delta");
+  if (opt.f_anchor.size() != planes || opt.f_delta.size() != planes)
+    fail(Code::Arg, "cachegen: one step fraction per (layer, K|V) expected");
+  for (size_t p = 0; p < planes; ++p)
+    if (!(opt.f_anchor[p] >= 0.0f && opt.f_anchor[p] <= 16.0f && opt.f_delta[p] >= 0.0f && opt.f_delta[p] <= 16.0f))
+      fail(Code::Arg, "cachegen: step fractions must be in [0, 16]");
+  if (opt.group < 1 || opt.group > 255) fail(Code::Arg, "cachegen: group size must be in 1..255");
+  uint32_t st = opt.stream_tokens;
+  if (st == 0) {
+    const uint32_t blocks = (tokens + 1023) / 1024, per = (tokens + blocks - 1) / blocks;
+    st = ((per + opt.group - 1) / opt.group) * opt.group;
+  }
+  if (st % opt.group != 0 || st > 65535 || st < opt.group)
+    fail(Code::Arg, "cachegen: stream tokens must be a multiple of the group size, at most 65535");
+  return st;
 }
 
 size_t cachegen_table_bytes(const Shape& s, const std::vector<uint8_t>& ma, const std::vector<uint8_t>& md) {
@@ -104,18 +117,8 @@ Prepared prepare(const KvInput& in, const CachegenOptions& opt) {
   pr.planes = size_t(in.shape.layers) * 2;
   pr.C = static_cast<size_t>(in.shape.channels());
   pr.T = in.shape.tokens;
-  check_levels(opt.m_anchor, pr.planes, "anchor");
-  check_levels(opt.m_delta, pr.planes, "delta");
-  if (opt.f_anchor.size() != pr.planes || opt.f_delta.size() != pr.planes)
-    fail(Code::Arg, "cachegen: one step fraction per (layer, K|V) expected");
-  for (size_t p = 0; p < pr.planes; ++p)
-    if (!(opt.f_anchor[p] >= 0.0f && opt.f_anchor[p] <= 16.0f && opt.f_delta[p] >= 0.0f && opt.f_delta[p] <= 16.0f))
-      fail(Code::Arg, "cachegen: step fractions must be in [0, 16]");
-  if (opt.group < 1 || opt.group > 255) fail(Code::Arg, "cachegen: group size must be in 1..255");
+  pr.stream_tokens = cachegen_check_options(opt, pr.planes, in.shape.tokens);
   pr.group = opt.group;
-  pr.stream_tokens = opt.stream_tokens ? opt.stream_tokens : auto_stream_tokens(in.shape.tokens, opt.group);
-  if (pr.stream_tokens % pr.group != 0 || pr.stream_tokens > 65535 || pr.stream_tokens < pr.group)
-    fail(Code::Arg, "cachegen: stream tokens must be a multiple of the group size, at most 65535");
   pr.blocks = static_cast<uint32_t>((pr.T + pr.stream_tokens - 1) / pr.stream_tokens);
   pr.scale_a.resize(pr.planes * pr.C);
   pr.scale_d.resize(pr.planes * pr.C);

@@ -53,9 +53,11 @@ std::vector<uint8_t> encode_cachegen(uint8_t level, const KvInput& in, const Cac
 // (layer, K|V, channel) a delta table of 2*mD+1 codes.
 size_t cachegen_table_bytes(const Shape& s, const std::vector<uint8_t>& m_anchor, const std::vector<uint8_t>& m_delta);
 
-// The stream length used when the options leave it 0: blocks of at most ~1024 tokens, equal in size,
-// a multiple of the group (the CPU and CUDA encoders must agree on it).
-uint32_t auto_stream_tokens(uint32_t tokens, uint32_t group);
+// Checks the options of an encode of `planes` (layer, K|V) planes (ArgumentError otherwise) and
+// returns the tokens per rANS stream: the options', or when they leave it 0 blocks of at most ~1024
+// tokens, equal in size, a multiple of the group. The CPU and CUDA encoders both call it, so they
+// accept the same options and cut the same streams.
+uint32_t cachegen_check_options(const CachegenOptions& opt, size_t planes, uint32_t tokens);
 
 // Table t of a table set: t < planes is the anchor table of plane t, t = planes + plane * C + c the
 // delta table of (plane, c); offsets[t] its first code, sizes[t] its symbol count.

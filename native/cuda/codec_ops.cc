@@ -70,18 +70,6 @@ struct EncodePlan {
   ~EncodePlan() { delete temp; }
 };
 
-void validate_options(const codec::KvInput& in, const codec::CachegenOptions& opt, size_t planes) {
-  if (opt.m_anchor.size() != planes || opt.m_delta.size() != planes || opt.f_anchor.size() != planes ||
-      opt.f_delta.size() != planes)
-    fail(Code::Arg, "cachegen: one level and one step fraction per (layer, K|V) expected");
-  for (size_t p = 0; p < planes; ++p)
-    if (opt.m_anchor[p] < 1 || opt.m_anchor[p] > codec::kMaxLevel || opt.m_delta[p] < 1 ||
-        opt.m_delta[p] > codec::kMaxLevel || !(opt.f_anchor[p] >= 0.0f && opt.f_anchor[p] <= 16.0f) ||
-        !(opt.f_delta[p] >= 0.0f && opt.f_delta[p] <= 16.0f))
-      fail(Code::Arg, "cachegen: levels must be in 1..31 and step fractions in [0, 16]");
-  if (opt.group < 1 || opt.group > 255) fail(Code::Arg, "cachegen: group size must be in 1..255");
-}
-
 std::unique_ptr<EncodePlan> make_plan(int device, const codec::KvInput& in, const codec::CachegenOptions& opt) {
   detail::set_device(device);
   const codec::Shape& s = in.shape;
@@ -89,15 +77,12 @@ std::unique_ptr<EncodePlan> make_plan(int device, const codec::KvInput& in, cons
       s.head_dim > 65535 || s.tokens > (1u << 24))
     fail(Code::Shape, "cachegen (CUDA): implausible KV shape");
   const size_t planes = size_t(s.layers) * 2;
-  validate_options(in, opt, planes);
   kvk::CgDims d{};
+  d.stream_tokens = codec::cachegen_check_options(opt, planes, s.tokens);
   d.planes = static_cast<uint32_t>(planes);
   d.tokens = s.tokens;
   d.channels = static_cast<uint32_t>(s.channels());
   d.group = opt.group;
-  d.stream_tokens = opt.stream_tokens ? opt.stream_tokens : codec::auto_stream_tokens(s.tokens, opt.group);
-  if (d.stream_tokens % d.group != 0 || d.stream_tokens > 65535 || d.stream_tokens < d.group)
-    fail(Code::Arg, "cachegen: stream tokens must be a multiple of the group size, at most 65535");
   d.blocks = (d.tokens + d.stream_tokens - 1) / d.stream_tokens;
   std::vector<uint32_t> off;
   std::vector<uint8_t> sizes;
