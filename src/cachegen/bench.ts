@@ -89,6 +89,10 @@ function relativeRmse(kv: Tensor, decoded: Tensor): [string, number][] {
   }
 }
 
+function rmseRows(caseOf: Record<string, unknown>, kv: Tensor, decoded: Tensor): CodecBenchRow[] {
+  return relativeRmse(kv, decoded).map(([metric, value]) => ({ case: caseOf, metric, value, unit: 'ratio', baseline: null, ratioToBaseline: null, floor: null }));
+}
+
 function writeKvFile(path: string, kv: Tensor): void {
   const host = kv.to('cpu');
   try {
@@ -118,75 +122,77 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   const rows: CodecBenchRow[] = [];
   const peak = device.isCuda ? cudaStatus().devices[device.index]?.peakBandwidthGBs ?? null : null;
   try {
-    for (const [li, level] of levels.entries()) for (const T of lengths) {
+    // Each chunk is exported once and encoded at every level.
+    for (const T of lengths) {
       const span0 = cache.exportSpan(0, T);
       const kv = span0.kv.dtype === 'f16' ? span0.kv : span0.kv.cast('f16');
       if (kv !== span0.kv) span0.kv.dispose();
       const span = { kv, positions: span0.positions, fingerprint: fp };
       const kvBytes = kv.byteLength;
-      if (o.saveKv && T === maxT && li === 0) writeKvFile(o.saveKv, kv);
-      const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
       try {
-        let encMs: number, decMs: number, container: Uint8Array;
-        if (device.isCuda) {
-          const out = Tensor.empty(kv.shape, { dtype: 'f16', device });
-          try {
-            const opts = { group: level.group, level: codec.levels.indexOf(level.name), ...cachegenPlaneLevels(level, c.nLayers) };
-            o.onProgress?.(`cuda encode/decode ${T} tokens x ${reps}`);
-            const r = native(() => codecAddon().codecBenchCuda!(kv.nativeHandle, DTYPE_IDS.f16, [c.nLayers, T, c.nKvHeads, c.headDim],
-              span.positions, fp, opts, out.nativeHandle, DTYPE_IDS.f16, reps));
-            encMs = median(r.encodeMs);
-            decMs = median(r.decodeMs);
-            container = r.container;
-            for (const [metric, value] of relativeRmse(kv, out))
-              rows.push({ case: caseOf, metric, value, unit: 'ratio', baseline: null, ratioToBaseline: null, floor: null });
-            if (T <= (o.parityMaxTokens ?? 1024)) {
-              o.onProgress?.(`host encode ${T} tokens for the parity check`);
-              const hostKv = kv.to('cpu');
-              let host: Uint8Array;
-              try {
-                host = codec.encode({ ...span, kv: hostKv }, { level: level.name });
-              } finally {
-                hostKv.dispose();
+        if (o.saveKv && T === maxT) writeKvFile(o.saveKv, kv);
+        for (const level of levels) {
+          const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
+          let encMs: number, decMs: number, container: Uint8Array;
+          if (device.isCuda) {
+            const out = Tensor.empty(kv.shape, { dtype: 'f16', device });
+            try {
+              const opts = { group: level.group, level: codec.levels.indexOf(level.name), ...cachegenPlaneLevels(level, c.nLayers) };
+              o.onProgress?.(`cuda encode/decode ${T} tokens x ${reps}`);
+              const r = native(() => codecAddon().codecBenchCuda!(kv.nativeHandle, DTYPE_IDS.f16, [c.nLayers, T, c.nKvHeads, c.headDim],
+                span.positions, fp, opts, out.nativeHandle, DTYPE_IDS.f16, reps));
+              encMs = median(r.encodeMs);
+              decMs = median(r.decodeMs);
+              container = r.container;
+              rows.push(...rmseRows(caseOf, kv, out));
+              if (T <= (o.parityMaxTokens ?? 1024)) {
+                o.onProgress?.(`host encode ${T} tokens for the parity check`);
+                const hostKv = kv.to('cpu');
+                let host: Uint8Array;
+                try {
+                  host = codec.encode({ ...span, kv: hostKv }, { level: level.name });
+                } finally {
+                  hostKv.dispose();
+                }
+                const same = bytesEqual(host, container);
+                rows.push({ case: caseOf, metric: 'cpuCudaByteIdentical', value: same ? 1 : 0, unit: 'bool', baseline: null, ratioToBaseline: null, floor: null });
+                if (!same) throw new InternalError(`CUDA and host cachegen containers differ at ${T} tokens`);
               }
-              const same = bytesEqual(host, container);
-              rows.push({ case: caseOf, metric: 'cpuCudaByteIdentical', value: same ? 1 : 0, unit: 'bool', baseline: null, ratioToBaseline: null, floor: null });
-              if (!same) throw new InternalError(`CUDA and host cachegen containers differ at ${T} tokens`);
+            } finally {
+              out.dispose();
             }
-          } finally {
-            out.dispose();
-          }
-        } else {
-          const enc: number[] = [], dec: number[] = [];
-          container = codec.encode(span, { level: level.name });
-          for (let i = 0; i < reps; i++) {
-            let t0 = performance.now();
+          } else {
+            const enc: number[] = [], dec: number[] = [];
             container = codec.encode(span, { level: level.name });
-            enc.push(performance.now() - t0);
-            t0 = performance.now();
-            codec.decode(container).kv.dispose();
-            dec.push(performance.now() - t0);
+            let decoded: Tensor | null = null;
+            try {
+              for (let i = 0; i < reps; i++) {
+                let t0 = performance.now();
+                container = codec.encode(span, { level: level.name });
+                enc.push(performance.now() - t0);
+                decoded?.dispose();
+                t0 = performance.now();
+                decoded = codec.decode(container).kv;
+                dec.push(performance.now() - t0);
+              }
+              rows.push(...rmseRows(caseOf, kv, decoded!));
+            } finally {
+              decoded?.dispose();
+            }
+            encMs = median(enc);
+            decMs = median(dec);
           }
-          encMs = median(enc);
-          decMs = median(dec);
-          const decoded = codec.decode(container, { dtype: 'f16' }).kv;
-          try {
-            for (const [metric, value] of relativeRmse(kv, decoded))
-              rows.push({ case: caseOf, metric, value, unit: 'ratio', baseline: null, ratioToBaseline: null, floor: null });
-          } finally {
-            decoded.dispose();
+          const st = containerStats(container);
+          const gbs = (ms: number) => kvBytes / (ms * 1e6);
+          const floor = peak ? (kvBytes / ((kvBytes + container.length) / (peak * 1e9))) / 1e9 : null;
+          for (const [metric, ms] of [['encode', encMs], ['decode', decMs]] as const) {
+            const v = gbs(ms);
+            rows.push({ case: { ...caseOf, ms, fractionOfFloor: floor ? v / floor : null }, metric, value: v, unit: 'GB/s of fp16 KV',
+              baseline: null, ratioToBaseline: null, floor });
           }
+          rows.push({ case: { ...caseOf, bytes: container.length, sideBytes: st.sideBytes }, metric: 'bitsPerValue', value: st.bitsPerValue,
+            unit: 'bits', baseline: 'fp16', ratioToBaseline: st.ratioVsFp16, floor: null });
         }
-        const st = containerStats(container);
-        const gbs = (ms: number) => kvBytes / (ms * 1e6);
-        const floor = peak ? (kvBytes / ((kvBytes + container.length) / (peak * 1e9))) / 1e9 : null;
-        for (const [metric, ms] of [['encode', encMs], ['decode', decMs]] as const) {
-          const v = gbs(ms);
-          rows.push({ case: { ...caseOf, ms, fractionOfFloor: floor ? v / floor : null }, metric, value: v, unit: 'GB/s of fp16 KV',
-            baseline: null, ratioToBaseline: null, floor });
-        }
-        rows.push({ case: { ...caseOf, bytes: container.length, sideBytes: st.sideBytes }, metric: 'bitsPerValue', value: st.bitsPerValue,
-          unit: 'bits', baseline: 'fp16', ratioToBaseline: st.ratioVsFp16, floor: null });
       } finally {
         kv.dispose();
       }
