@@ -19,7 +19,7 @@ import type { Model } from '../model/model.js';
 import { InternalError } from '../runtime/errors.js';
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
-import { rowDeviation, rowDeviationOnDevice, snapshotRows } from './deviation.js';
+import { rowDeviationOnDevice, snapshotRows } from './deviation.js';
 import type { PolicyContext, SelectionPlan, SelectionPolicy } from './policies.js';
 
 /** What a finished run reports (the fusor adds the logits, the cache and the layout). */
@@ -51,7 +51,6 @@ export class SelectiveRecompute {
    * deviation are kept there and read back once, by outcome().
    */
   private readonly onDevice: boolean;
-  private count = 0;
   private slotsT: Tensor | null = null;
   private devT: Tensor | null = null;
   private readonly slotsByLayer: Tensor[] = [];
@@ -86,7 +85,7 @@ export class SelectiveRecompute {
   }
 
   private stepHost(l: number): void {
-    const { model, cache, P } = this;
+    const { model, P } = this;
     const Q = this.querySlots.length;
     const next = this.plan.select(l, this.sel, this.dev);
     const keep = subsetRows(next, this.sel, l, this.policy.name);
@@ -97,35 +96,63 @@ export class SelectiveRecompute {
     }
     this.sel = next;
     this.selected.push(next);
-    const contextSlots = Int32Array.from(next, (i) => P + i);
-    const slots = [...contextSlots, ...this.querySlots];
-    const batch = model.batch(slots.map((s) => cache.positions[s]!), slots);
-    const kind = next.length > 0 ? this.plan.measureAt(l) : null;
-    const before = kind ? snapshotRows(cache, l, kind, contextSlots) : null;
+    const contextSlots = Tensor.fromTypedArray(Int32Array.from(next, (i) => P + i), undefined, { device: model.device });
     try {
-      model.layer(l, this.x!, batch, cache);
-      this.dev = kind && before ? rowDeviation(cache, l, kind, contextSlots, before) : null;
+      const dev = this.runLayer(l, contextSlots);
+      this.dev = dev ? Float64Array.from(dev.toTypedArray() as Float32Array) : null;
+      dev?.dispose();
     } finally {
-      batch.dispose();
-      for (const t of before ?? []) t.dispose();
+      contextSlots.dispose();
     }
     this.deviations.push(this.dev);
   }
 
+  /**
+   * Layer l on the context tokens in `contextSlots` (i32 on the device, ascending) and the query; K/V
+   * deviation of those tokens (f32 [n], the caller owns it) when the plan measures on layer l.
+   */
+  private runLayer(l: number, contextSlots: Tensor): Tensor | null {
+    const { model, cache } = this;
+    const device = model.device;
+    this.queryT ??= Tensor.fromTypedArray(this.querySlots, undefined, { device });
+    const count = contextSlots.numel, n = count + this.querySlots.length;
+    const slotsT = Tensor.empty([n], { dtype: 'i32', device });
+    const posT = Tensor.empty([n], { dtype: 'i32', device });
+    const kind = count > 0 ? this.plan.measureAt(l) : null;
+    let before: Tensor[] | null = null;
+    try {
+      const head = slotsT.rows(0, count), tail = slotsT.rows(count, n);
+      try {
+        head.copyFrom(contextSlots);
+        tail.copyFrom(this.queryT);
+      } finally {
+        head.dispose();
+        tail.dispose();
+      }
+      ops.gatherRows(cache.positionsTensor, slotsT, posT);
+      before = kind ? snapshotRows(cache, l, kind, contextSlots) : null;
+      model.layer(l, this.x!, { n, positionsTensor: posT, slotsTensor: slotsT, dispose() {} }, cache);
+      return kind && before ? rowDeviationOnDevice(cache, l, kind, contextSlots, before) : null;
+    } finally {
+      slotsT.dispose();
+      posT.dispose();
+      for (const t of before ?? []) t.dispose();
+    }
+  }
+
   private stepDevice(l: number): void {
-    const { model, cache, P } = this;
+    const { model, P } = this;
     const Q = this.querySlots.length;
     const device = model.device;
     if (l === 0) {
       const first = this.plan.select(0, this.sel, null);
       subsetRows(first, this.sel, 0, this.policy.name);
       this.x = this.embedFirst(first);
-      this.count = first.length;
       this.slotsT = Tensor.fromTypedArray(Int32Array.from(first, (i) => P + i), undefined, { device });
-      this.queryT = Tensor.fromTypedArray(this.querySlots, undefined, { device });
     } else {
       const rule = this.plan.deviceRule!(l);
-      if (rule !== 'keep' && rule < this.count) {
+      const count = this.slotsT!.numel;
+      if (rule !== 'keep' && rule < count) {
         if (!(rule >= 0)) throw new InternalError(`policy ${this.policy.name} asked for ${rule} tokens on layer ${l}`);
         if (!this.devT) throw new InternalError(`policy ${this.policy.name}: no deviation measured on layer ${l - 1}`);
         const idx = Tensor.empty([rule + Q], { dtype: 'i32', device });
@@ -135,7 +162,7 @@ export class SelectiveRecompute {
           try {
             ops.topKRows(this.devT, rule, rows);
             ops.gatherRows(this.slotsT!, rows, slots);
-            tail.write(Int32Array.from({ length: Q }, (_, q) => this.count + q));
+            tail.write(Int32Array.from({ length: Q }, (_, q) => count + q));
           } finally {
             rows.dispose();
             tail.dispose();
@@ -148,34 +175,10 @@ export class SelectiveRecompute {
           idx.dispose();
         }
         this.slotsT = slots;
-        this.count = rule;
       }
     }
     this.slotsByLayer.push(this.slotsT!);
-    const n = this.count + Q;
-    const slotsT = Tensor.empty([n], { dtype: 'i32', device });
-    const posT = Tensor.empty([n], { dtype: 'i32', device });
-    const kind = this.count > 0 ? this.plan.measureAt(l) : null;
-    let before: Tensor[] | null = null;
-    try {
-      const head = slotsT.rows(0, this.count), tail = slotsT.rows(this.count, n);
-      try {
-        head.copyFrom(this.slotsT!);
-        tail.copyFrom(this.queryT!);
-      } finally {
-        head.dispose();
-        tail.dispose();
-      }
-      ops.gatherRows(cache.positionsTensor, slotsT, posT);
-      const batch = { n, positionsTensor: posT, slotsTensor: slotsT, dispose() {} };
-      before = kind ? snapshotRows(cache, l, kind, this.slotsT!) : null;
-      model.layer(l, this.x!, batch, cache);
-      this.devT = kind && before ? rowDeviationOnDevice(cache, l, kind, this.slotsT!, before) : null;
-    } finally {
-      slotsT.dispose();
-      posT.dispose();
-      for (const t of before ?? []) t.dispose();
-    }
+    this.devT = this.runLayer(l, this.slotsT!);
     this.devByLayer.push(this.devT);
   }
 
@@ -189,7 +192,7 @@ export class SelectiveRecompute {
   /** The query's final hidden states [Q, dim] ('last': only the last row); a view the caller disposes. */
   queryRows(which: 'all' | 'last'): Tensor {
     if (this.nextLayer !== this.model.config.nLayers) throw new InternalError('selective recompute: query rows read before the last layer ran');
-    const Q = this.querySlots.length, s = this.onDevice ? this.count : this.sel.length;
+    const Q = this.querySlots.length, s = this.onDevice ? this.slotsT!.numel : this.sel.length;
     return this.x!.rows(s + (which === 'last' ? Q - 1 : 0), s + Q);
   }
 
