@@ -79,12 +79,29 @@ __global__ void plane_steps_kernel(const float* maxabs, CgDims d, const float* f
 
 template <int DT>
 __global__ void delta_maxabs_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint8_t* ma,
-                                    const uint8_t* md, float* maxabs) {
+                                    const uint8_t* md, float* maxabs, float* maxabs_raw) {
   Span sp;
   if (!span_of(d, blockIdx.x * size_t(blockDim.x) + threadIdx.x, sp)) return;
   auto load = [&](uint32_t t) { return load_kv<DT>(kv, (sp.p * d.tokens + sp.t0 + t) * d.channels + sp.c); };
   CgChannel ch = cg_channel(step_a[sp.pc], 0, ma[sp.p], md[sp.p]);
-  max_into(maxabs + sp.pc, cg_delta_maxabs(load, sp.t1 - sp.t0, d.group, ch));
+  float m_delta, m_raw;
+  cg_delta_maxabs(load, sp.t1 - sp.t0, d.group, ch, &m_delta, &m_raw);
+  max_into(maxabs + sp.pc, m_delta);
+  max_into(maxabs_raw + sp.pc, m_raw);
+}
+
+// One thread per plane: its reference (forced, or cg_plane_raw), and the maxima the delta steps are
+// computed from (those of the chosen reference, copied over maxabs).
+__global__ void plane_reference_kernel(float* maxabs, const float* maxabs_raw, CgDims d, const uint8_t* forced,
+                                       uint8_t* raw) {
+  uint32_t p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= d.planes) return;
+  float* md = maxabs + size_t(p) * d.channels;
+  const float* mr = maxabs_raw + size_t(p) * d.channels;
+  const bool r = forced ? forced[p] != 0 : cg_plane_raw(md, mr, d.channels);
+  raw[p] = r ? 1 : 0;
+  if (r)
+    for (uint32_t c = 0; c < d.channels; ++c) md[c] = mr[c];
 }
 
 // Per-thread tables in shared memory, laid out [entry][thread] so the 32 threads of a warp touch 32
@@ -119,7 +136,8 @@ __host__ __device__ constexpr uint32_t cum_words(uint32_t m_delta) { return m_de
 
 template <int DT>
 __global__ void histogram_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                                 const uint8_t* ma, const uint8_t* md, const uint32_t* table_off, uint32_t* counts) {
+                                 const uint8_t* ma, const uint8_t* md, const uint8_t* raw, const uint32_t* table_off,
+                                 uint32_t* counts) {
   extern __shared__ uint32_t smem[];  // [kMaxAlphabet + 1] anchor counts, then [2mD+1][blockDim] delta counts
   uint32_t* anchor_hist = smem;
   // The block's first plane: its threads count anchors in shared memory (a plane's anchor table is
@@ -131,7 +149,7 @@ __global__ void histogram_kernel(const void* kv, CgDims d, const uint16_t* step_
   Span sp;
   if (span_of(d, blockIdx.x * size_t(blockDim.x) + threadIdx.x, sp)) {
     auto load = [&](uint32_t t) { return load_kv<DT>(kv, (sp.p * d.tokens + sp.t0 + t) * d.channels + sp.c); };
-    CgChannel ch = cg_channel(step_a[sp.pc], step_d[sp.pc], ma[sp.p], md[sp.p]);
+    CgChannel ch = cg_channel(step_a[sp.pc], step_d[sp.pc], ma[sp.p], md[sp.p], raw[sp.p] != 0);
     const uint32_t nd = 2 * md[sp.p] + 1;
     SmemCounts hd{smem + kMaxAlphabet + 1 + threadIdx.x, blockDim.x};
     for (uint32_t k = 0; k < nd; ++k) hd[k] = 0;
@@ -173,8 +191,8 @@ __global__ void cum_kernel(const uint8_t* codes, const uint32_t* table_off, cons
 
 template <int DT>
 __global__ void encode_kernel(const void* kv, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                              const uint8_t* ma, const uint8_t* md, const uint32_t* cum, uint8_t* scratch,
-                              uint32_t cap, uint32_t* lengths) {
+                              const uint8_t* ma, const uint8_t* md, const uint8_t* raw, const uint32_t* cum,
+                              uint8_t* scratch, uint32_t cap, uint32_t* lengths) {
   extern __shared__ uint32_t smem[];  // [cum_words][blockDim]: each thread's delta table
   size_t s = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   size_t n_streams = size_t(d.planes) * d.blocks * d.channels;
@@ -183,7 +201,7 @@ __global__ void encode_kernel(const void* kv, CgDims d, const uint16_t* step_a, 
   size_t pc = p * d.channels + c;
   uint32_t t0 = static_cast<uint32_t>(blk * d.stream_tokens);
   uint32_t t1 = min(d.tokens, t0 + d.stream_tokens);
-  CgChannel ch = cg_channel(step_a[pc], step_d[pc], ma[p], md[p]);
+  CgChannel ch = cg_channel(step_a[pc], step_d[pc], ma[p], md[p], raw[p] != 0);
   auto load = [&](uint32_t t) { return load_kv<DT>(kv, (p * d.tokens + t) * d.channels + c); };
   SmemCum cd = stage_cum(smem + threadIdx.x, blockDim.x, cum + (d.planes + pc) * kCgCumStride, 2 * md[p] + 1);
   uint8_t* end = scratch + (s + 1) * cap;
@@ -248,8 +266,8 @@ __global__ void compact_kernel(const uint8_t* scratch, uint32_t cap, const uint3
 
 template <int DT>
 __global__ void decode_kernel(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
-                              const uint8_t* ma, const uint8_t* md, const uint32_t* cum, void* out, uint32_t* check,
-                              uint32_t* bad) {
+                              const uint8_t* ma, const uint8_t* md, const uint8_t* raw, const uint32_t* cum, void* out,
+                              uint32_t* check, uint32_t* bad) {
   extern __shared__ uint32_t smem[];  // CRC table [256], then [cum_words][blockDim]: each thread's delta table
   uint32_t* table = smem;
   load_crc_table(table);
@@ -262,7 +280,7 @@ __global__ void decode_kernel(const uint8_t* payload, const uint32_t* offsets, C
     size_t n_pc = size_t(d.planes) * d.channels;
     uint32_t t0 = static_cast<uint32_t>(blk * d.stream_tokens);
     uint32_t t1 = min(d.tokens, t0 + d.stream_tokens);
-    CgChannel ch = cg_channel(read_le16(steps + 2 * pc), read_le16(steps + 2 * (n_pc + pc)), ma[p], md[p]);
+    CgChannel ch = cg_channel(read_le16(steps + 2 * pc), read_le16(steps + 2 * (n_pc + pc)), ma[p], md[p], raw[p] != 0);
     const uint8_t* sp = payload + offsets[s];
     const uint8_t* se = payload + offsets[s + 1];
     auto store = [&](uint32_t t, float v) { store_kv<DT>(out, (p * d.tokens + t) * d.channels + c, v); };
@@ -299,19 +317,25 @@ cudaError_t cachegen_plane_steps(const float* maxabs, CgDims d, const float* fra
 }
 
 cudaError_t cachegen_delta_maxabs(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint8_t* m_anchor,
-                            const uint8_t* m_delta, float* maxabs, cudaStream_t s) {
+                            const uint8_t* m_delta, float* maxabs, float* maxabs_raw, cudaStream_t s) {
   KVK_DISPATCH(dtype, delta_maxabs_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), kv, d, step_a, m_anchor, m_delta,
-               maxabs);
+               maxabs, maxabs_raw);
+  return cudaGetLastError();
+}
+
+cudaError_t cachegen_plane_reference(float* maxabs, const float* maxabs_raw, CgDims d, const uint8_t* forced,
+                                     uint8_t* raw, cudaStream_t s) {
+  plane_reference_kernel<<<grid_for(d.planes), kThreads, 0, s>>>(maxabs, maxabs_raw, d, forced, raw);
   return cudaGetLastError();
 }
 
 cudaError_t cachegen_histogram(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                         const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* table_off,
-                         uint32_t* counts, cudaStream_t s) {
+                         const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,
+                         const uint32_t* table_off, uint32_t* counts, cudaStream_t s) {
   if (max_m_delta < 1 || max_m_delta > kMaxLevel) return cudaErrorInvalidValue;
   const size_t smem = (kMaxAlphabet + 1 + (2 * max_m_delta + 1) * kThreads) * 4;
   KVK_DISPATCH_SMEM(dtype, histogram_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), smem, kv, d, step_a, step_d,
-                    m_anchor, m_delta, table_off, counts);
+                    m_anchor, m_delta, raw, table_off, counts);
   return cudaGetLastError();
 }
 
@@ -328,12 +352,12 @@ cudaError_t cachegen_cum_tables(const uint8_t* codes, const uint32_t* table_off,
 }
 
 cudaError_t cachegen_encode_streams(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                              const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* cum,
-                              uint8_t* scratch, uint32_t cap, uint32_t* lengths, cudaStream_t s) {
+                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,
+                              const uint32_t* cum, uint8_t* scratch, uint32_t cap, uint32_t* lengths, cudaStream_t s) {
   if (max_m_delta < 1 || max_m_delta > kMaxLevel) return cudaErrorInvalidValue;
   const size_t smem = cum_words(max_m_delta) * kThreads * 4;
   KVK_DISPATCH_SMEM(dtype, encode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), smem, kv, d, step_a,
-                    step_d, m_anchor, m_delta, cum, scratch, cap, lengths);
+                    step_d, m_anchor, m_delta, raw, cum, scratch, cap, lengths);
   return cudaGetLastError();
 }
 
@@ -349,12 +373,13 @@ cudaError_t cachegen_compact(const uint8_t* scratch, uint32_t cap, const uint32_
 }
 
 cudaError_t cachegen_decode_streams(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
-                              const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* cum,
-                              void* out, int out_dtype, uint32_t* check, uint32_t* bad, cudaStream_t s) {
+                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,
+                              const uint32_t* cum, void* out, int out_dtype, uint32_t* check, uint32_t* bad,
+                              cudaStream_t s) {
   if (max_m_delta < 1 || max_m_delta > kMaxLevel) return cudaErrorInvalidValue;
   const size_t smem = (256 + cum_words(max_m_delta) * kThreads) * 4;
   KVK_DISPATCH_SMEM(out_dtype, decode_kernel, grid_for(size_t(d.planes) * d.blocks * d.channels), smem, payload,
-                    offsets, d, steps, m_anchor, m_delta, cum, out, check, bad);
+                    offsets, d, steps, m_anchor, m_delta, raw, cum, out, check, bad);
   return cudaGetLastError();
 }
 

@@ -23,14 +23,19 @@ cudaError_t cachegen_anchor_maxabs(const void* kv, int dtype, CgDims d, float* m
 // One thread per plane: steps[p*C + c] from maxabs (cachegen_math.h cg_plane_steps).
 cudaError_t cachegen_plane_steps(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m, uint16_t* steps,
                            cudaStream_t s);
-// Per (plane, channel) max |delta|, into maxabs (zeroed first).
+// Per (plane, channel) over the non-anchor tokens: max |delta| into maxabs and max |x| into
+// maxabs_raw (both zeroed first).
 cudaError_t cachegen_delta_maxabs(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint8_t* m_anchor,
-                            const uint8_t* m_delta, float* maxabs, cudaStream_t s);
+                            const uint8_t* m_delta, float* maxabs, float* maxabs_raw, cudaStream_t s);
+// Per plane: raw[p] = forced[p] (forced non-null) or the data's choice (cg_plane_raw); where raw, the
+// plane's maxabs_raw is copied over maxabs for the delta steps.
+cudaError_t cachegen_plane_reference(float* maxabs, const float* maxabs_raw, CgDims d, const uint8_t* forced,
+                                     uint8_t* raw, cudaStream_t s);
 // Symbol counts into `counts` (zeroed; table t's counts at table_off[t]). max_m_delta: the largest
 // m_delta of any plane (sizes the per-thread tables in shared memory; here and below).
 cudaError_t cachegen_histogram(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                         const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* table_off,
-                         uint32_t* counts, cudaStream_t s);
+                         const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,
+                         const uint32_t* table_off, uint32_t* counts, cudaStream_t s);
 // Table codes from counts (freq.h log_codes_from_counts), one thread per table.
 cudaError_t cachegen_codes(const uint32_t* counts, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
                      uint8_t* codes, cudaStream_t s);
@@ -39,8 +44,8 @@ cudaError_t cachegen_cum_tables(const uint8_t* codes, const uint32_t* table_off,
                           CgDims d, uint32_t* cum, uint32_t* bad, cudaStream_t s);
 // Encodes every stream into scratch[s * cap, (s + 1) * cap), right-aligned; lengths[s] its bytes.
 cudaError_t cachegen_encode_streams(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
-                              const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* cum,
-                              uint8_t* scratch, uint32_t cap, uint32_t* lengths, cudaStream_t s);
+                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,
+                              const uint32_t* cum, uint8_t* scratch, uint32_t cap, uint32_t* lengths, cudaStream_t s);
 // Exclusive prefix sum of n lengths into offsets[0, n). `temp` of *temp_bytes (query with temp = null).
 cudaError_t cachegen_scan(const uint32_t* lengths, uint32_t* offsets, uint32_t n, void* temp, size_t* temp_bytes,
                     cudaStream_t s);
@@ -50,7 +55,8 @@ cudaError_t cachegen_compact(const uint8_t* scratch, uint32_t cap, const uint32_
 // Decodes every stream into out (dtype 0/1/2); adds payload-check terms into *check, counts bad streams in *bad.
 // steps: the container's anchor then delta steps (little-endian bf16, any alignment).
 cudaError_t cachegen_decode_streams(const uint8_t* payload, const uint32_t* offsets, CgDims d, const uint8_t* steps,
-                              const uint8_t* m_anchor, const uint8_t* m_delta, uint32_t max_m_delta, const uint32_t* cum,
-                              void* out, int out_dtype, uint32_t* check, uint32_t* bad, cudaStream_t s);
+                              const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,
+                              const uint32_t* cum, void* out, int out_dtype, uint32_t* check, uint32_t* bad,
+                              cudaStream_t s);
 
 }  // namespace kvk

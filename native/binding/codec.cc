@@ -103,6 +103,9 @@ codec::CachegenOptions cachegen_options(const Napi::Object& o, const char* fn) {
   opt.m_delta = bytes_or_empty(o, "mDelta", fn);
   opt.f_anchor = floats_or_empty(o, "fAnchor", fn);
   opt.f_delta = floats_or_empty(o, "fDelta", fn);
+  opt.raw = bytes_or_empty(o, "raw", fn);  // per plane 0/1; absent: each plane decides
+  for (uint8_t r : opt.raw)
+    if (r > 1) fail(Code::Arg, where(fn, "raw") + ": expected 0 or 1 per (layer, K|V)");
   return opt;
 }
 
@@ -304,6 +307,40 @@ Napi::Value cachegen_count(const Napi::CallbackInfo& info) {
   });
 }
 
+// cachegenReferenceSums(kv, dtype, dims, options, sums: Float64Array | null) -> Float64Array
+// (per plane [delta, raw] sums of channel maxima added; codec.h cachegen_reference_sums)
+Napi::Value cachegen_reference_sums(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const char* fn = "cachegenReferenceSums";
+    auto kv = arg_storage(info, 0, fn, "kv");
+    DType dt = arg_dtype(info, 1, fn, "dtype");
+    codec::Shape shape = arg_shape(info, 2, fn);
+    if (!info[3].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
+    if (kv->device != kHost) fail(Code::Device, std::string(fn) + ": profiles are built from host KV");
+    if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)
+      fail(Code::DType, std::string(fn) + ": KV must be f32, f16 or bf16");
+    check_range(*kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
+    codec::CachegenOptions opt = cachegen_options(info[3].As<Napi::Object>(), fn);
+    std::vector<int32_t> pos(shape.tokens, 0);
+    codec::KvInput in;
+    in.data = kv->data;
+    in.dtype = dt;
+    in.shape = shape;
+    in.positions = pos.data();
+    std::vector<double> sums;
+    if (!info[4].IsUndefined() && !info[4].IsNull()) {
+      if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+        fail(Code::Arg, where(fn, "sums") + ": expected a Float64Array");
+      auto c = info[4].As<Napi::Float64Array>();
+      sums.assign(c.Data(), c.Data() + c.ElementLength());
+    }
+    codec::cachegen_reference_sums(in, opt, sums);
+    auto r = Napi::Float64Array::New(info.Env(), sums.size());
+    for (size_t i = 0; i < sums.size(); ++i) r[i] = sums[i];
+    return r;
+  });
+}
+
 // cachegenProfileCodes(counts: Float64Array, dims, mAnchor, mDelta) -> Uint8Array (the table set)
 Napi::Value cachegen_profile_codes(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
@@ -427,6 +464,7 @@ void export_codec(Napi::Env env, Napi::Object exports) {
   exports.Set("codecInspect", Napi::Function::New(env, codec_inspect, "codecInspect"));
   exports.Set("codecDecode", Napi::Function::New(env, codec_decode, "codecDecode"));
   exports.Set("cachegenCount", Napi::Function::New(env, cachegen_count, "cachegenCount"));
+  exports.Set("cachegenReferenceSums", Napi::Function::New(env, cachegen_reference_sums, "cachegenReferenceSums"));
   exports.Set("ransRoundTrip", Napi::Function::New(env, rans_round_trip, "ransRoundTrip"));
   exports.Set("freqsFromCodes", Napi::Function::New(env, freqs_from_codes, "freqsFromCodes"));
   exports.Set("codecBenchCuda", Napi::Function::New(env, codec_bench_cuda, "codecBenchCuda"));

@@ -109,19 +109,12 @@ struct Prepared {
   size_t planes, C, T;
   uint32_t group, stream_tokens, blocks;
   std::vector<uint16_t> scale_a, scale_d;
+  std::vector<uint8_t> raw;  // per plane
 };
 
-Prepared prepare(const KvInput& in, const CachegenOptions& opt) {
-  check_finite(in);
-  Prepared pr;
-  pr.planes = size_t(in.shape.layers) * 2;
-  pr.C = static_cast<size_t>(in.shape.channels());
-  pr.T = in.shape.tokens;
-  pr.stream_tokens = cachegen_check_options(opt, pr.planes, in.shape.tokens);
-  pr.group = opt.group;
-  pr.blocks = static_cast<uint32_t>((pr.T + pr.stream_tokens - 1) / pr.stream_tokens);
-  pr.scale_a.resize(pr.planes * pr.C);
-  pr.scale_d.resize(pr.planes * pr.C);
+// Per channel: the anchor steps, then the maxima of the non-anchor tokens against both references.
+void channel_maxima(const KvInput& in, const CachegenOptions& opt, Prepared& pr, std::vector<float>& max_delta,
+                    std::vector<float>& max_raw) {
   std::vector<float> maxabs(pr.planes * pr.C);
   auto loader = [&](size_t i) {
     size_t p = i / pr.C, c = i % pr.C;
@@ -131,17 +124,44 @@ Prepared prepare(const KvInput& in, const CachegenOptions& opt) {
   cpu::parallel_for(pr.planes * pr.C, 16, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; ++i) maxabs[i] = cg_anchor_maxabs(loader(i), T, pr.group);
   });
+  pr.scale_a.resize(pr.planes * pr.C);
   for (size_t p = 0; p < pr.planes; ++p)
     cg_plane_steps(&maxabs[p * pr.C], static_cast<uint32_t>(pr.C), opt.f_anchor[p], opt.m_anchor[p], &pr.scale_a[p * pr.C]);
+  max_delta.resize(pr.planes * pr.C);
+  max_raw.resize(pr.planes * pr.C);
   cpu::parallel_for(pr.planes * pr.C, 16, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; ++i) {
       size_t p = i / pr.C;
       CgChannel ch = cg_channel(pr.scale_a[i], 0, opt.m_anchor[p], opt.m_delta[p]);
-      maxabs[i] = cg_delta_maxabs(loader(i), T, pr.group, ch);
+      cg_delta_maxabs(loader(i), T, pr.group, ch, &max_delta[i], &max_raw[i]);
     }
   });
-  for (size_t p = 0; p < pr.planes; ++p)
-    cg_plane_steps(&maxabs[p * pr.C], static_cast<uint32_t>(pr.C), opt.f_delta[p], opt.m_delta[p], &pr.scale_d[p * pr.C]);
+}
+
+// Steps and references of every plane; the channel maxima too when asked.
+Prepared prepare(const KvInput& in, const CachegenOptions& opt, std::vector<float>* max_delta_out = nullptr,
+                 std::vector<float>* max_raw_out = nullptr) {
+  check_finite(in);
+  Prepared pr;
+  pr.planes = size_t(in.shape.layers) * 2;
+  pr.C = static_cast<size_t>(in.shape.channels());
+  pr.T = in.shape.tokens;
+  pr.stream_tokens = cachegen_check_options(opt, pr.planes, in.shape.tokens);
+  pr.group = opt.group;
+  pr.blocks = static_cast<uint32_t>((pr.T + pr.stream_tokens - 1) / pr.stream_tokens);
+  if (!opt.raw.empty() && opt.raw.size() != pr.planes) fail(Code::Arg, "cachegen: one reference flag per (layer, K|V) expected");
+  std::vector<float> max_delta, max_raw;
+  channel_maxima(in, opt, pr, max_delta, max_raw);
+  pr.raw.resize(pr.planes);
+  pr.scale_d.resize(pr.planes * pr.C);
+  for (size_t p = 0; p < pr.planes; ++p) {
+    const float* md = &max_delta[p * pr.C];
+    const float* mr = &max_raw[p * pr.C];
+    pr.raw[p] = opt.raw.empty() ? cg_plane_raw(md, mr, static_cast<uint32_t>(pr.C)) : opt.raw[p] != 0;
+    cg_plane_steps(pr.raw[p] ? mr : md, static_cast<uint32_t>(pr.C), opt.f_delta[p], opt.m_delta[p], &pr.scale_d[p * pr.C]);
+  }
+  if (max_delta_out) *max_delta_out = std::move(max_delta);
+  if (max_raw_out) *max_raw_out = std::move(max_raw);
   return pr;
 }
 
@@ -153,7 +173,8 @@ void count_into(const KvInput& in, const CachegenOptions& opt, const Prepared& p
       std::vector<uint32_t> ha(2u * opt.m_anchor[p] + 1, 0), hd(2u * opt.m_delta[p] + 1);
       for (size_t c = 0; c < pr.C; ++c) {
         std::fill(hd.begin(), hd.end(), 0u);
-        CgChannel ch = cg_channel(pr.scale_a[p * pr.C + c], pr.scale_d[p * pr.C + c], opt.m_anchor[p], opt.m_delta[p]);
+        CgChannel ch = cg_channel(pr.scale_a[p * pr.C + c], pr.scale_d[p * pr.C + c], opt.m_anchor[p], opt.m_delta[p],
+                                  pr.raw[p] != 0);
         auto load = [&](uint32_t t) { return load_value(in.data, in.dtype, (p * pr.T + t) * pr.C + c); };
         cg_channel_histogram(load, static_cast<uint32_t>(pr.T), pr.group, ch, [&](uint32_t s) { ha[s] += 1; },
                              hd.data());
@@ -182,6 +203,20 @@ std::vector<uint8_t> codes_from_counts(const std::vector<uint64_t>& counts, cons
 }
 
 }  // namespace
+
+void cachegen_reference_sums(const KvInput& in, const CachegenOptions& opt, std::vector<double>& sums) {
+  CachegenOptions o = opt;
+  o.raw.clear();
+  std::vector<float> max_delta, max_raw;
+  Prepared pr = prepare(in, o, &max_delta, &max_raw);
+  if (sums.empty()) sums.assign(pr.planes * 2, 0.0);
+  if (sums.size() != pr.planes * 2) fail(Code::Arg, "cachegen: reference sums do not match the model's shape");
+  for (size_t p = 0; p < pr.planes; ++p)
+    for (size_t c = 0; c < pr.C; ++c) {
+      sums[2 * p] += bf16_value(bf16_round_up(max_delta[p * pr.C + c]));
+      sums[2 * p + 1] += bf16_value(bf16_round_up(max_raw[p * pr.C + c]));
+    }
+}
 
 void cachegen_count(const KvInput& in, const CachegenOptions& opt, std::vector<uint64_t>& counts) {
   Prepared pr = prepare(in, opt);
@@ -235,7 +270,8 @@ std::vector<uint8_t> encode_cachegen(uint8_t level, const KvInput& in, const Cac
       uint32_t t1 = static_cast<uint32_t>(std::min<size_t>(pr.T, t0 + size_t(pr.stream_tokens)));
       const FreqTable& fa = ft_a[p];
       const FreqTable& fd = ft_d[p * pr.C + c];
-      CgChannel ch = cg_channel(pr.scale_a[p * pr.C + c], pr.scale_d[p * pr.C + c], opt.m_anchor[p], opt.m_delta[p]);
+      CgChannel ch = cg_channel(pr.scale_a[p * pr.C + c], pr.scale_d[p * pr.C + c], opt.m_anchor[p], opt.m_delta[p],
+                                pr.raw[p] != 0);
       auto load = [&](uint32_t t) { return load_value(in.data, in.dtype, (p * pr.T + t) * pr.C + c); };
       std::vector<uint8_t> buf(4 + 2 * size_t(t1 - t0));
       uint8_t* end = buf.data() + buf.size();
@@ -260,7 +296,7 @@ std::vector<uint8_t> encode_cachegen(uint8_t level, const KvInput& in, const Cac
   for (int k = 0; k < 8; ++k) cfg.push_back(static_cast<uint8_t>(hash >> (8 * k)));
   for (size_t p = 0; p < pr.planes; ++p) {
     cfg.push_back(opt.m_anchor[p]);
-    cfg.push_back(opt.m_delta[p]);
+    cfg.push_back(static_cast<uint8_t>(opt.m_delta[p] | (pr.raw[p] ? kRawFlag : 0)));
   }
   parts.positions = in.positions;
   parts.side.reserve(pr.planes * pr.C * 4 + (from_profile ? 0 : tl.bytes));
@@ -293,7 +329,8 @@ CachegenConfig cachegen_config(const Parsed& p, const DecodeProfile* profile) {
   for (int k = 0; k < 8; ++k) cc.profile_hash |= uint64_t(cfg[4 + k]) << (8 * k);
   for (size_t q = 0; q < planes; ++q) {
     cc.m_anchor.push_back(cfg[12 + 2 * q]);
-    cc.m_delta.push_back(cfg[13 + 2 * q]);
+    cc.m_delta.push_back(cfg[13 + 2 * q] & ~kRawFlag);
+    cc.raw.push_back((cfg[13 + 2 * q] & kRawFlag) ? 1 : 0);
     if (cc.m_anchor.back() < 1 || cc.m_anchor.back() > kMaxLevel || cc.m_delta.back() < 1 ||
         cc.m_delta.back() > kMaxLevel)
       format_error("cachegen levels out of range");
@@ -350,7 +387,7 @@ void decode_cachegen_host(const Parsed& p, void* out, DType out_type, const Deco
       uint32_t t0 = static_cast<uint32_t>(blk * cc.stream_tokens);
       uint32_t t1 = static_cast<uint32_t>(std::min<size_t>(T, t0 + size_t(cc.stream_tokens)));
       CgChannel ch = cg_channel(read_u16(cc.scales_a + 2 * (q * C + c)), read_u16(cc.scales_d + 2 * (q * C + c)),
-                                cc.m_anchor[q], cc.m_delta[q]);
+                                cc.m_anchor[q], cc.m_delta[q], cc.raw[q] != 0);
       auto store = [&](uint32_t t, float v) { store_value(out, out_type, (q * T + t) * C + c, v); };
       const uint8_t* sp = p.payload + p.offsets[i];
       const uint8_t* se = p.payload + p.offsets[i + 1];

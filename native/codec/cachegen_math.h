@@ -16,15 +16,22 @@ namespace kv::codec {
 
 constexpr uint32_t kProbBits = 12;
 constexpr uint32_t kMaxLevel = (kMaxAlphabet - 1) / 2;  // 31
+// Set in a plane's mD config byte when the plane codes non-anchor tokens directly (FORMAT.md).
+constexpr uint8_t kRawFlag = 0x80;
 
 struct CgChannel {
   int32_t m_anchor, m_delta;
   float inv_a, step_a, inv_d, step_d;
+  // The plane codes its non-anchor tokens directly (reference 0) instead of as deltas to the anchor:
+  // chosen per plane where deltas would span more than the values (no token locality, as in V).
+  bool raw;
 };
 
 // A channel's coding parameters from its stored steps (bf16 bits).
-KV_HD inline CgChannel cg_channel(uint16_t step_a, uint16_t step_d, int32_t m_anchor, int32_t m_delta) {
+KV_HD inline CgChannel cg_channel(uint16_t step_a, uint16_t step_d, int32_t m_anchor, int32_t m_delta,
+                                  bool raw = false) {
   CgChannel ch;
+  ch.raw = raw;
   ch.m_anchor = m_anchor;
   ch.m_delta = m_delta;
   ch.step_a = bf16_value(step_a);
@@ -37,10 +44,11 @@ KV_HD inline CgChannel cg_channel(uint16_t step_a, uint16_t step_d, int32_t m_an
 KV_HD inline int32_t cg_anchor_sym(const CgChannel& ch, float x) { return quantize_sym(x, ch.inv_a, ch.m_anchor); }
 KV_HD inline float cg_anchor_value(const CgChannel& ch, int32_t q) { return fmul(static_cast<float>(q), ch.step_a); }
 KV_HD inline int32_t cg_delta_sym(const CgChannel& ch, float x, float anchor) {
-  return quantize_sym(fsub(x, anchor), ch.inv_d, ch.m_delta);
+  return quantize_sym(ch.raw ? x : fsub(x, anchor), ch.inv_d, ch.m_delta);
 }
 KV_HD inline float cg_delta_value(const CgChannel& ch, float anchor, int32_t q) {
-  return fadd(anchor, fmul(static_cast<float>(q), ch.step_d));
+  const float d = fmul(static_cast<float>(q), ch.step_d);
+  return ch.raw ? d : fadd(anchor, d);
 }
 
 // Max |x| over a channel's anchors (tokens t % group == 0 of [0, n)). `load(t)` reads token t.
@@ -54,20 +62,35 @@ KV_HD inline float cg_anchor_maxabs(Load load, uint32_t n, uint32_t group) {
   return ma;
 }
 
-// Max |x - anchor'| over a channel's other tokens, anchor' its group's dequantised anchor.
+// Over a channel's other (non-anchor) tokens: max |x - anchor'| (anchor' its group's dequantised
+// anchor) into *delta and max |x| into *raw, what the plane's choice of reference compares.
 template <class Load>
-KV_HD inline float cg_delta_maxabs(Load load, uint32_t n, uint32_t group, const CgChannel& ch) {
-  float md = 0.0f, anchor = 0.0f;
+KV_HD inline void cg_delta_maxabs(Load load, uint32_t n, uint32_t group, const CgChannel& ch, float* delta, float* raw) {
+  float md = 0.0f, mr = 0.0f, anchor = 0.0f;
   for (uint32_t t = 0; t < n; ++t) {
     float x = load(t);
     if (t % group == 0) {
       anchor = cg_anchor_value(ch, cg_anchor_sym(ch, x));
       continue;
     }
-    float d = fabs_exact(fsub(x, anchor));
+    float d = fabs_exact(fsub(x, anchor)), a = fabs_exact(x);
     md = d > md ? d : md;
+    mr = a > mr ? a : mr;
   }
-  return md;
+  *delta = md;
+  *raw = mr;
+}
+
+// A plane's reference: raw (true) when its channels' maxima of |x| add up to less than those of
+// |x - anchor'| (each rounded up to bf16, summed in double in channel order, so the CPU and the GPU
+// agree): the values then span less than the deltas and cost fewer bits at the same step.
+KV_HD inline bool cg_plane_raw(const float* max_delta, const float* max_raw, uint32_t channels) {
+  double sd = 0.0, sr = 0.0;
+  for (uint32_t c = 0; c < channels; ++c) {
+    sd = dadd(sd, static_cast<double>(bf16_value(bf16_round_up(max_delta[c]))));
+    sr = dadd(sr, static_cast<double>(bf16_value(bf16_round_up(max_raw[c]))));
+  }
+  return sr < sd;
 }
 
 // The steps of one plane's channels (anchors or deltas). Entropy coding makes the rate follow the

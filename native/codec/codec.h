@@ -46,8 +46,16 @@ struct CachegenOptions {
   const uint8_t* profile_tables = nullptr;
   size_t profile_table_bytes = 0;
   uint64_t profile_hash = 0;
+  // Per (layer, K|V): 1 = code non-anchor tokens directly, 0 = as deltas to the anchor. Empty: each
+  // plane decides from its data (cachegen_math.h cg_plane_raw); a profile fixes it.
+  std::vector<uint8_t> raw;
 };
 std::vector<uint8_t> encode_cachegen(uint8_t level, const KvInput& in, const CachegenOptions& opt);
+
+// Adds each plane's sums of per-channel maxima, [delta, raw] per plane, into sums (planes x 2; empty:
+// created): what cg_plane_raw compares, so a profile can choose each plane's reference over all its
+// sample spans.
+void cachegen_reference_sums(const KvInput& in, const CachegenOptions& opt, std::vector<double>& sums);
 
 // Bytes of a table set: for each (layer, K|V) an anchor table of 2*mA+1 codes, then for each
 // (layer, K|V, channel) a delta table of 2*mD+1 codes.
@@ -86,6 +94,7 @@ struct CachegenConfig {
   uint32_t group = 0, stream_tokens = 0, blocks = 0;
   uint64_t profile_hash = 0;
   std::vector<uint8_t> m_anchor, m_delta;
+  std::vector<uint8_t> raw;           // per plane: non-anchor tokens coded directly (see CachegenOptions)
   const uint8_t* scales_a = nullptr;  // L*2*C bf16 (little-endian u16)
   const uint8_t* scales_d = nullptr;
   const uint8_t* tables = nullptr;    // the table set (shipped, or the profile's)

@@ -55,16 +55,18 @@ struct EncodePlan {
   uint32_t cap = 0;
   bool from_profile = false;
   std::vector<uint8_t> ma, md;
-  Dev maxabs, step_a, step_d, fa, fd, m_a, m_d, table_off, table_n, counts, codes, cum, bad, scratch, lengths,
-      offsets, payload, check;
+  bool forced = false;  // the planes' references come from the options (a profile), not the data
+  Dev maxabs, maxabs_raw, step_a, step_d, fa, fd, m_a, m_d, raw, forced_raw, table_off, table_n, counts, codes, cum, bad,
+      scratch, lengths, offsets, payload, check;
   size_t temp_bytes = 0;
   Dev* temp = nullptr;
 
   EncodePlan(const codec::KvInput& in, const codec::CachegenOptions& opt, kvk::CgDims dims, size_t tables,
              size_t streams, uint32_t cap_)
       : d(dims), pc(size_t(dims.planes) * dims.channels), n_streams(streams), n_tables(size_t(dims.planes) * (1 + dims.channels)),
-        table_bytes(tables), cap(cap_), maxabs(pc * 4), step_a(pc * 2), step_d(pc * 2), fa(dims.planes * 4),
-        fd(dims.planes * 4), m_a(dims.planes), m_d(dims.planes), table_off(n_tables * 4), table_n(n_tables),
+        table_bytes(tables), cap(cap_), maxabs(pc * 4), maxabs_raw(pc * 4), step_a(pc * 2), step_d(pc * 2),
+        fa(dims.planes * 4), fd(dims.planes * 4), m_a(dims.planes), m_d(dims.planes), raw(dims.planes),
+        forced_raw(dims.planes), table_off(n_tables * 4), table_n(n_tables),
         counts(tables * 4), codes(tables), cum(n_tables * kvk::kCgCumStride * 4), bad(4), scratch(streams * cap_),
         lengths(streams * 4), offsets(streams * 4), payload(streams * cap_), check(8) {}
   ~EncodePlan() { delete temp; }
@@ -97,6 +99,11 @@ std::unique_ptr<EncodePlan> make_plan(int device, const codec::KvInput& in, cons
   upload(plan->fd.p, opt.f_delta.data(), planes * 4);
   upload(plan->m_a.p, opt.m_anchor.data(), planes);
   upload(plan->m_d.p, opt.m_delta.data(), planes);
+  if (!opt.raw.empty()) {
+    if (opt.raw.size() != planes) fail(Code::Arg, "cachegen: one reference flag per (layer, K|V) expected");
+    plan->forced = true;
+    upload(plan->forced_raw.p, opt.raw.data(), planes);
+  }
   upload(plan->table_off.p, off.data(), off.size() * 4);
   upload(plan->table_n.p, sizes.data(), sizes.size());
   plan->from_profile = opt.profile_tables != nullptr;
@@ -121,14 +128,19 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
   launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), d, pl.fa.as<float>(), pl.m_a.as<uint8_t>(),
                                      pl.step_a.as<uint16_t>(), nullptr), "cachegen anchor steps");
   check(cudaMemsetAsync(pl.maxabs.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");
+  check(cudaMemsetAsync(pl.maxabs_raw.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");
   launched(kvk::cachegen_delta_maxabs(kv, dt, d, pl.step_a.as<uint16_t>(), pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(),
-                                      pl.maxabs.as<float>(), nullptr), "cachegen delta max");
+                                      pl.maxabs.as<float>(), pl.maxabs_raw.as<float>(), nullptr), "cachegen delta max");
+  launched(kvk::cachegen_plane_reference(pl.maxabs.as<float>(), pl.maxabs_raw.as<float>(), d,
+                                         pl.forced ? pl.forced_raw.as<uint8_t>() : nullptr, pl.raw.as<uint8_t>(), nullptr),
+           "cachegen plane reference");
   launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), d, pl.fd.as<float>(), pl.m_d.as<uint8_t>(),
                                      pl.step_d.as<uint16_t>(), nullptr), "cachegen delta steps");
   if (!pl.from_profile) {
     check(cudaMemsetAsync(pl.counts.p, 0, pl.table_bytes * 4, nullptr), "cudaMemsetAsync");
     launched(kvk::cachegen_histogram(kv, dt, d, pl.step_a.as<uint16_t>(), pl.step_d.as<uint16_t>(), pl.m_a.as<uint8_t>(),
-                                     pl.m_d.as<uint8_t>(), max_level(pl.md), pl.table_off.as<uint32_t>(), pl.counts.as<uint32_t>(),
+                                     pl.m_d.as<uint8_t>(), pl.raw.as<uint8_t>(), max_level(pl.md), pl.table_off.as<uint32_t>(),
+                                     pl.counts.as<uint32_t>(),
                                      nullptr),
              "cachegen histogram");
     launched(kvk::cachegen_codes(pl.counts.as<uint32_t>(), pl.table_off.as<uint32_t>(), pl.table_n.as<uint8_t>(),
@@ -139,7 +151,8 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
                                     static_cast<uint32_t>(pl.n_tables), d, pl.cum.as<uint32_t>(), pl.bad.as<uint32_t>(),
                                     nullptr), "cachegen tables");
   launched(kvk::cachegen_encode_streams(kv, dt, d, pl.step_a.as<uint16_t>(), pl.step_d.as<uint16_t>(),
-                                        pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(), max_level(pl.md), pl.cum.as<uint32_t>(),
+                                        pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(), pl.raw.as<uint8_t>(), max_level(pl.md),
+                                        pl.cum.as<uint32_t>(),
                                         pl.scratch.as<uint8_t>(), pl.cap, pl.lengths.as<uint32_t>(), nullptr),
            "cachegen encode");
   launched(kvk::cachegen_scan(pl.lengths.as<uint32_t>(), pl.offsets.as<uint32_t>(), static_cast<uint32_t>(pl.n_streams),
@@ -169,9 +182,11 @@ std::vector<uint8_t> finish_encode(EncodePlan& pl, uint8_t level, const codec::K
   codec::put_u16(cfg, static_cast<uint16_t>(pl.d.stream_tokens));
   uint64_t hash = pl.from_profile ? opt.profile_hash : 0;
   for (int k = 0; k < 8; ++k) cfg.push_back(static_cast<uint8_t>(hash >> (8 * k)));
+  std::vector<uint8_t> raw(pl.d.planes);
+  download(raw.data(), pl.raw.p, pl.d.planes);
   for (size_t p = 0; p < pl.d.planes; ++p) {
     cfg.push_back(pl.ma[p]);
-    cfg.push_back(pl.md[p]);
+    cfg.push_back(static_cast<uint8_t>(pl.md[p] | (raw[p] ? codec::kRawFlag : 0)));
   }
   parts.positions = in.positions;
   parts.side.resize(pl.pc * 4 + (pl.from_profile ? 0 : pl.table_bytes));
@@ -193,14 +208,15 @@ struct DecodePlan {
   codec::CachegenConfig cc;
   size_t n_tables = 0;
   uint32_t payload_crc = 0;
-  Dev bytes, offsets, m_a, m_d, table_off, table_n, profile, cum, flags;
+  Dev bytes, offsets, m_a, m_d, raw, table_off, table_n, profile, cum, flags;
   const uint8_t* codes = nullptr;
   const uint8_t* steps = nullptr;
   const uint8_t* payload = nullptr;
 
   DecodePlan(const codec::Parsed& p, const codec::CachegenConfig& c, size_t size, size_t tables_profile)
       : cc(c), n_tables(size_t(p.meta.shape.layers) * 2 * (1 + p.meta.shape.channels())), bytes(size),
-        offsets((p.n_streams + 1) * 4), m_a(p.meta.shape.layers * 2), m_d(p.meta.shape.layers * 2), table_off(n_tables * 4),
+        offsets((p.n_streams + 1) * 4), m_a(p.meta.shape.layers * 2), m_d(p.meta.shape.layers * 2),
+        raw(p.meta.shape.layers * 2), table_off(n_tables * 4),
         table_n(n_tables), profile(tables_profile), cum(n_tables * kvk::kCgCumStride * 4), flags(12) {}
 };
 
@@ -223,6 +239,7 @@ std::unique_ptr<DecodePlan> make_decode_plan(int device, const uint8_t* bytes, s
   upload(pl->offsets.p, off32.data(), off32.size() * 4);
   upload(pl->m_a.p, cc.m_anchor.data(), cc.m_anchor.size());
   upload(pl->m_d.p, cc.m_delta.data(), cc.m_delta.size());
+  upload(pl->raw.p, cc.raw.data(), cc.raw.size());
   std::vector<uint32_t> toff;
   std::vector<uint8_t> tn;
   codec::cachegen_tables(p.meta.shape, cc.m_anchor, cc.m_delta, toff, tn);
@@ -246,8 +263,8 @@ void enqueue_decode(DecodePlan& pl, void* out, int dt) {
                                     static_cast<uint32_t>(pl.n_tables), pl.d, pl.cum.as<uint32_t>(), f, nullptr),
            "cachegen tables");
   launched(kvk::cachegen_decode_streams(pl.payload, pl.offsets.as<uint32_t>(), pl.d, pl.steps, pl.m_a.as<uint8_t>(),
-                                        pl.m_d.as<uint8_t>(), max_level(pl.cc.m_delta), pl.cum.as<uint32_t>(), out, dt, f + 1,
-                                        f + 2, nullptr),
+                                        pl.m_d.as<uint8_t>(), pl.raw.as<uint8_t>(), max_level(pl.cc.m_delta),
+                                        pl.cum.as<uint32_t>(), out, dt, f + 1, f + 2, nullptr),
            "cachegen decode");
 }
 

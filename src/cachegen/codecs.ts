@@ -121,6 +121,7 @@ export class CachegenCodec extends NativeCodec {
         throw new ArgumentError('the profile was built for KV of another shape');
       o.profileTables = p.tables;
       o.profileHash = p.hash;
+      o.raw = p.raw;
     }
     return o;
   }

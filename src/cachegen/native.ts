@@ -34,6 +34,8 @@ export interface NativeEncodeOptions {
   mDelta?: Uint8Array;
   fAnchor?: Float32Array;
   fDelta?: Float32Array;
+  /** cachegen: per (layer, K|V) 1 = code non-anchor tokens directly, 0 = as deltas; absent: each plane decides. */
+  raw?: Uint8Array;
   bins?: Uint8Array;
   profileTables?: Uint8Array;
   profileHash?: string;
@@ -54,6 +56,8 @@ export interface CodecAddon {
   cachegenCount(kv: StorageHandle, dtype: number, dims: number[], options: NativeEncodeOptions,
     counts: Float64Array | null): Float64Array;
   cachegenProfileCodes(counts: Float64Array, dims: number[], mAnchor: Uint8Array, mDelta: Uint8Array): Uint8Array;
+  cachegenReferenceSums(kv: StorageHandle, dtype: number, dims: number[], options: NativeEncodeOptions,
+    sums: Float64Array | null): Float64Array;
   ransRoundTrip(symbols: Uint8Array, freqs: Uint32Array, bits: number): { bytes: Uint8Array; decoded: Uint8Array; clean: boolean };
   freqsFromCodes(codes: Uint8Array): Uint32Array;
   codecBenchCuda?(kv: StorageHandle, dtype: number, dims: number[], positions: Int32Array, fingerprint: string,

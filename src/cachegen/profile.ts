@@ -21,6 +21,7 @@ import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, type Cacheg
 import { codecAddon } from './native.js';
 import { checkSpan, dimsArray, hostKv } from './span.js';
 import { DTYPE_IDS } from '../runtime/dtype.js';
+import type { Tensor } from '../runtime/tensor.js';
 
 const MAGIC = [0x4b, 0x56, 0x4c, 0x50]; // "KVLP"
 const VERSION = 1;
@@ -34,6 +35,12 @@ interface ProfileHeader {
   headDim: number;
   mAnchor: number[];
   mDelta: number[];
+  /**
+   * Per (layer, K|V): 1 when the plane codes non-anchor tokens directly instead of as deltas, chosen
+   * over all the sample spans; every chunk encoded with the profile uses it (its tables assume it).
+   * Absent in profiles written before the choice existed (all 0).
+   */
+  raw?: number[];
   /** Tokens of sample KV the profile was built from. */
   tokens: number;
   hash: string;
@@ -53,6 +60,7 @@ export class CodecProfile {
   get hash(): string { return this.header.hash; }
   get mAnchor(): Uint8Array { return Uint8Array.from(this.header.mAnchor); }
   get mDelta(): Uint8Array { return Uint8Array.from(this.header.mDelta); }
+  get raw(): Uint8Array { return this.header.raw ? Uint8Array.from(this.header.raw) : new Uint8Array(this.header.nLayers * 2); }
   /** Bytes of the serialised profile (what is stored once per model and level). */
   get byteLength(): number { return this.serialize().length; }
 
@@ -64,25 +72,36 @@ export class CodecProfile {
     const planes = cachegenPlaneLevels(level, d0.nLayers);
     const { mAnchor, mDelta } = planes;
     let counts: Float64Array | null = null;
+    let sums: Float64Array | null = null;
     let tokens = 0;
-    spans.forEach((span, i) => {
+    const eachSpan = (fn: (t: Tensor, d: ReturnType<typeof checkSpan>) => void) => spans.forEach((span, i) => {
       const d = checkSpan(span, `spans[${i}]`);
       if (span.fingerprint !== spans[0]!.fingerprint || d.nLayers !== d0.nLayers || d.nKvHeads !== d0.nKvHeads || d.headDim !== d0.headDim)
         throw new ArgumentError(`spans[${i}] comes from another model than spans[0]`);
       const { t, owned } = hostKv(span.kv);
       try {
-        counts = native(() => codecAddon().cachegenCount(t.nativeHandle, DTYPE_IDS[t.dtype], dimsArray(d),
-          { group: level.group, ...planes }, counts));
+        fn(t, d);
       } finally {
         if (owned) t.dispose();
       }
+    });
+    // Each plane's reference from all spans together (cachegen_math.h cg_plane_raw), then the counts under it.
+    eachSpan((t, d) => {
+      sums = native(() => codecAddon().cachegenReferenceSums(t.nativeHandle, DTYPE_IDS[t.dtype], dimsArray(d),
+        { group: level.group, ...planes }, sums));
+    });
+    const s = sums as unknown as Float64Array;
+    const raw = Uint8Array.from({ length: d0.nLayers * 2 }, (_, p) => (s[2 * p + 1]! < s[2 * p]! ? 1 : 0));
+    eachSpan((t, d) => {
+      counts = native(() => codecAddon().cachegenCount(t.nativeHandle, DTYPE_IDS[t.dtype], dimsArray(d),
+        { group: level.group, ...planes, raw }, counts));
       tokens += d.n;
     });
     const dims = [d0.nLayers, 1, d0.nKvHeads, d0.headDim];
     const tables = native(() => codecAddon().cachegenProfileCodes(counts!, dims, mAnchor, mDelta));
     const header: Omit<ProfileHeader, 'hash'> = {
       fingerprint: spans[0]!.fingerprint, level: level.name, group: level.group, nLayers: d0.nLayers,
-      nKvHeads: d0.nKvHeads, headDim: d0.headDim, mAnchor: [...mAnchor], mDelta: [...mDelta], tokens,
+      nKvHeads: d0.nKvHeads, headDim: d0.headDim, mAnchor: [...mAnchor], mDelta: [...mDelta], raw: [...raw], tokens,
     };
     return new CodecProfile({ ...header, hash: profileHash(header, tables) }, tables);
   }
@@ -120,7 +139,8 @@ export class CodecProfile {
     const pos = (x: unknown) => Number.isInteger(x) && (x as number) >= 1;
     if (typeof h !== 'object' || h === null || typeof h.fingerprint !== 'string' || typeof h.level !== 'string' ||
       !pos(h.group) || !pos(h.nLayers) || !pos(h.nKvHeads) || !pos(h.headDim) || !ints(h.mAnchor) || !ints(h.mDelta) ||
-      h.mAnchor.length !== h.nLayers * 2 || h.mDelta.length !== h.nLayers * 2 || typeof h.hash !== 'string')
+      h.mAnchor.length !== h.nLayers * 2 || h.mDelta.length !== h.nLayers * 2 || typeof h.hash !== 'string' ||
+      (h.raw !== undefined && !(Array.isArray(h.raw) && h.raw.length === h.nLayers * 2 && h.raw.every((x) => x === 0 || x === 1))))
       throw new FormatError('codec profile header is malformed');
     const { hash, ...rest } = h;
     let expect = 0;
