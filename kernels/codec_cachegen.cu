@@ -70,11 +70,12 @@ __global__ void anchor_maxabs_kernel(const void* kv, CgDims d, float* maxabs) {
   max_into(maxabs + sp.pc, cg_anchor_maxabs(load, sp.t1 - sp.t0, d.group));
 }
 
-__global__ void plane_steps_kernel(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m,
-                                   uint16_t* steps) {
+__global__ void plane_steps_kernel(const float* resolution, const float* range, CgDims d, const float* fraction,
+                                   const uint8_t* m, uint16_t* steps) {
   uint32_t p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= d.planes) return;
-  cg_plane_steps(maxabs + size_t(p) * d.channels, d.channels, fraction[p], m[p], steps + size_t(p) * d.channels);
+  const size_t o = size_t(p) * d.channels;
+  cg_plane_steps(resolution + o, range + o, d.channels, fraction[p], m[p], steps + o);
 }
 
 template <int DT>
@@ -90,18 +91,18 @@ __global__ void delta_maxabs_kernel(const void* kv, CgDims d, const uint16_t* st
   max_into(maxabs_raw + sp.pc, m_raw);
 }
 
-// One thread per plane: its reference (forced, or cg_plane_raw), and the maxima the delta steps are
-// computed from (those of the chosen reference, copied over maxabs).
-__global__ void plane_reference_kernel(float* maxabs, const float* maxabs_raw, CgDims d, const uint8_t* forced,
+// One thread per plane: its reference (forced, or cg_plane_raw); maxabs_raw then becomes the range
+// the delta steps must cover (the delta maxima copied over it where the plane codes deltas).
+__global__ void plane_reference_kernel(const float* maxabs, float* maxabs_raw, CgDims d, const uint8_t* forced,
                                        uint8_t* raw) {
   uint32_t p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= d.planes) return;
-  float* md = maxabs + size_t(p) * d.channels;
-  const float* mr = maxabs_raw + size_t(p) * d.channels;
+  const float* md = maxabs + size_t(p) * d.channels;
+  float* mr = maxabs_raw + size_t(p) * d.channels;
   const bool r = forced ? forced[p] != 0 : cg_plane_raw(md, mr, d.channels);
   raw[p] = r ? 1 : 0;
-  if (r)
-    for (uint32_t c = 0; c < d.channels; ++c) md[c] = mr[c];
+  if (!r)
+    for (uint32_t c = 0; c < d.channels; ++c) mr[c] = md[c];
 }
 
 // Per-thread tables in shared memory, laid out [entry][thread] so the 32 threads of a warp touch 32
@@ -180,12 +181,14 @@ __global__ void codes_kernel(const uint32_t* counts, const uint32_t* table_off, 
 }
 
 __global__ void cum_kernel(const uint8_t* codes, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
-                           CgDims d, uint32_t* cum, uint32_t* bad) {
+                           CgDims d, const uint8_t* raw, uint32_t* cum, uint32_t* bad) {
   uint32_t t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= n_tables) return;
   uint32_t freq[kMaxAlphabet + 1];
   bool ok = freqs_from_codes(codes + table_off[t], table_n[t], kProbBits, freq, cum + size_t(t) * kCgCumStride);
-  bool needed = t < d.planes || (d.tokens > 1 && d.group > 1);
+  const bool anchor = t < d.planes;
+  const uint32_t p = anchor ? t : (t - d.planes) / d.channels;
+  bool needed = cg_table_needed(anchor, raw[p] != 0, d.tokens, d.group);
   if (!ok && needed) atomicAdd(bad, 1u);
 }
 
@@ -310,9 +313,9 @@ cudaError_t cachegen_anchor_maxabs(const void* kv, int dtype, CgDims d, float* m
   return cudaGetLastError();
 }
 
-cudaError_t cachegen_plane_steps(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m, uint16_t* steps,
-                           cudaStream_t s) {
-  plane_steps_kernel<<<grid_for(d.planes), kThreads, 0, s>>>(maxabs, d, fraction, m, steps);
+cudaError_t cachegen_plane_steps(const float* resolution, const float* range, CgDims d, const float* fraction,
+                                 const uint8_t* m, uint16_t* steps, cudaStream_t s) {
+  plane_steps_kernel<<<grid_for(d.planes), kThreads, 0, s>>>(resolution, range, d, fraction, m, steps);
   return cudaGetLastError();
 }
 
@@ -323,7 +326,7 @@ cudaError_t cachegen_delta_maxabs(const void* kv, int dtype, CgDims d, const uin
   return cudaGetLastError();
 }
 
-cudaError_t cachegen_plane_reference(float* maxabs, const float* maxabs_raw, CgDims d, const uint8_t* forced,
+cudaError_t cachegen_plane_reference(const float* maxabs, float* maxabs_raw, CgDims d, const uint8_t* forced,
                                      uint8_t* raw, cudaStream_t s) {
   plane_reference_kernel<<<grid_for(d.planes), kThreads, 0, s>>>(maxabs, maxabs_raw, d, forced, raw);
   return cudaGetLastError();
@@ -346,8 +349,8 @@ cudaError_t cachegen_codes(const uint32_t* counts, const uint32_t* table_off, co
 }
 
 cudaError_t cachegen_cum_tables(const uint8_t* codes, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
-                          CgDims d, uint32_t* cum, uint32_t* bad, cudaStream_t s) {
-  cum_kernel<<<grid_for(n_tables), kThreads, 0, s>>>(codes, table_off, table_n, n_tables, d, cum, bad);
+                          CgDims d, const uint8_t* raw, uint32_t* cum, uint32_t* bad, cudaStream_t s) {
+  cum_kernel<<<grid_for(n_tables), kThreads, 0, s>>>(codes, table_off, table_n, n_tables, d, raw, cum, bad);
   return cudaGetLastError();
 }
 

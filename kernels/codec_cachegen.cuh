@@ -20,16 +20,17 @@ struct CgDims {
 // dtype: 0 f32, 1 f16, 2 bf16 (core/dtype.h ids).
 // Per (plane, channel) max |x| of the anchors, into maxabs (zeroed first: blocks combine by atomicMax).
 cudaError_t cachegen_anchor_maxabs(const void* kv, int dtype, CgDims d, float* maxabs, cudaStream_t s);
-// One thread per plane: steps[p*C + c] from maxabs (cachegen_math.h cg_plane_steps).
-cudaError_t cachegen_plane_steps(const float* maxabs, CgDims d, const float* fraction, const uint8_t* m, uint16_t* steps,
-                           cudaStream_t s);
-// Per (plane, channel) over the non-anchor tokens: max |delta| into maxabs and max |x| into
-// maxabs_raw (both zeroed first).
+// One thread per plane: steps[p*C + c] from the resolution and range maxima (cachegen_math.h
+// cg_plane_steps).
+cudaError_t cachegen_plane_steps(const float* resolution, const float* range, CgDims d, const float* fraction,
+                                 const uint8_t* m, uint16_t* steps, cudaStream_t s);
+// Per (plane, channel): max |delta| over the non-anchor tokens into maxabs and max |x| over all its
+// tokens into maxabs_raw (both zeroed first).
 cudaError_t cachegen_delta_maxabs(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint8_t* m_anchor,
                             const uint8_t* m_delta, float* maxabs, float* maxabs_raw, cudaStream_t s);
-// Per plane: raw[p] = forced[p] (forced non-null) or the data's choice (cg_plane_raw); where raw, the
-// plane's maxabs_raw is copied over maxabs for the delta steps.
-cudaError_t cachegen_plane_reference(float* maxabs, const float* maxabs_raw, CgDims d, const uint8_t* forced,
+// Per plane: raw[p] = forced[p] (forced non-null) or the data's choice (cg_plane_raw); where the
+// plane codes deltas, its maxabs copied over maxabs_raw, which is then the range its steps must cover.
+cudaError_t cachegen_plane_reference(const float* maxabs, float* maxabs_raw, CgDims d, const uint8_t* forced,
                                      uint8_t* raw, cudaStream_t s);
 // Symbol counts into `counts` (zeroed; table t's counts at table_off[t]). max_m_delta: the largest
 // m_delta of any plane (sizes the per-thread tables in shared memory; here and below).
@@ -39,9 +40,10 @@ cudaError_t cachegen_histogram(const void* kv, int dtype, CgDims d, const uint16
 // Table codes from counts (freq.h log_codes_from_counts), one thread per table.
 cudaError_t cachegen_codes(const uint32_t* counts, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
                      uint8_t* codes, cudaStream_t s);
-// Cumulative frequencies from codes; sets *bad when a table that `d` needs is empty.
+// Cumulative frequencies from codes; sets *bad when a table that `d` and the planes' references (raw)
+// need is empty (cachegen_math.h cg_table_needed).
 cudaError_t cachegen_cum_tables(const uint8_t* codes, const uint32_t* table_off, const uint8_t* table_n, uint32_t n_tables,
-                          CgDims d, uint32_t* cum, uint32_t* bad, cudaStream_t s);
+                          CgDims d, const uint8_t* raw, uint32_t* cum, uint32_t* bad, cudaStream_t s);
 // Encodes every stream into scratch[s * cap, (s + 1) * cap), right-aligned; lengths[s] its bytes.
 cudaError_t cachegen_encode_streams(const void* kv, int dtype, CgDims d, const uint16_t* step_a, const uint16_t* step_d,
                               const uint8_t* m_anchor, const uint8_t* m_delta, const uint8_t* raw, uint32_t max_m_delta,

@@ -112,7 +112,7 @@ struct Prepared {
   std::vector<uint8_t> raw;  // per plane
 };
 
-// Per channel: the anchor steps, then the maxima of the non-anchor tokens against both references.
+// Per channel: the anchor steps, then the maxima under both references (cg_delta_maxabs).
 void channel_maxima(const KvInput& in, const CachegenOptions& opt, Prepared& pr, std::vector<float>& max_delta,
                     std::vector<float>& max_raw) {
   std::vector<float> maxabs(pr.planes * pr.C);
@@ -126,7 +126,7 @@ void channel_maxima(const KvInput& in, const CachegenOptions& opt, Prepared& pr,
   });
   pr.scale_a.resize(pr.planes * pr.C);
   for (size_t p = 0; p < pr.planes; ++p)
-    cg_plane_steps(&maxabs[p * pr.C], static_cast<uint32_t>(pr.C), opt.f_anchor[p], opt.m_anchor[p], &pr.scale_a[p * pr.C]);
+    cg_plane_steps(&maxabs[p * pr.C], &maxabs[p * pr.C], static_cast<uint32_t>(pr.C), opt.f_anchor[p], opt.m_anchor[p], &pr.scale_a[p * pr.C]);
   max_delta.resize(pr.planes * pr.C);
   max_raw.resize(pr.planes * pr.C);
   cpu::parallel_for(pr.planes * pr.C, 16, [&](size_t b, size_t e) {
@@ -158,7 +158,7 @@ Prepared prepare(const KvInput& in, const CachegenOptions& opt, std::vector<floa
     const float* md = &max_delta[p * pr.C];
     const float* mr = &max_raw[p * pr.C];
     pr.raw[p] = opt.raw.empty() ? cg_plane_raw(md, mr, static_cast<uint32_t>(pr.C)) : opt.raw[p] != 0;
-    cg_plane_steps(pr.raw[p] ? mr : md, static_cast<uint32_t>(pr.C), opt.f_delta[p], opt.m_delta[p], &pr.scale_d[p * pr.C]);
+    cg_plane_steps(md, pr.raw[p] ? mr : md, static_cast<uint32_t>(pr.C), opt.f_delta[p], opt.m_delta[p], &pr.scale_d[p * pr.C]);
   }
   if (max_delta_out) *max_delta_out = std::move(max_delta);
   if (max_raw_out) *max_raw_out = std::move(max_raw);
@@ -369,13 +369,13 @@ void decode_cachegen_host(const Parsed& p, void* out, DType out_type, const Deco
   const size_t planes = size_t(s.layers) * 2, C = static_cast<size_t>(s.channels()), T = s.tokens;
   TableLayout tl = table_layout(s, cc.m_anchor, cc.m_delta);
   std::vector<FreqTable> ft_a(planes), ft_d(planes * C);
-  const bool deltas_used = T > 1 && cc.group > 1;
   for (size_t q = 0; q < planes; ++q) {
+    const bool raw = cc.raw[q] != 0;
     ft_a[q] = table_from_codes(cc.tables + tl.anchor[q], 2u * cc.m_anchor[q] + 1);
-    if (!ft_a[q].ok) format_error("empty anchor table");
+    if (!ft_a[q].ok && cg_table_needed(true, raw, T, cc.group)) format_error("empty anchor table");
     for (size_t c = 0; c < C; ++c) {
       ft_d[q * C + c] = table_from_codes(cc.tables + tl.delta[q * C + c], 2u * cc.m_delta[q] + 1);
-      if (deltas_used && !ft_d[q * C + c].ok) format_error("empty delta table");
+      if (!ft_d[q * C + c].ok && cg_table_needed(false, raw, T, cc.group)) format_error("empty delta table");
     }
   }
   verify_payload(p);

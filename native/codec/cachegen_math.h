@@ -1,10 +1,12 @@
 // CacheGen's per-stream coding, shared by the C++ codec (cachegen.cc) and the CUDA kernels
 // (kernels/codec_cachegen.cu). One stream is one channel c of one (layer, K|V) over a block of
-// tokens [t0, t1) that starts at an anchor (t0 % G == 0). Token t is an anchor when t % G == 0: it is
-// quantised on its own with levels -mA..mA of the channel's anchor step. Every other token is coded as the delta
-// to its group's DEquantised anchor, with levels -mD..mD of its delta step, so the decoder rebuilds
-// exactly the reference the encoder subtracted. Steps are chosen per channel (cg_plane_steps) and stored. Anchor symbols use the (layer, K|V) anchor table,
-// delta symbols the (layer, K|V, channel) table; both are rANS frequency tables of kProbBits.
+// tokens [t0, t1) that starts at a group (t0 % G == 0). Token t is an anchor when t % G == 0: it is
+// quantised on its own with levels -mA..mA of the channel's anchor step. Every other token is coded as
+// the delta to its group's DEquantised anchor, with levels -mD..mD of its delta step, so the decoder
+// rebuilds exactly the reference the encoder subtracted. A raw plane (no token locality, as in V of
+// some layers) has no anchors and codes every token directly with the delta step. Steps are chosen per
+// channel (cg_plane_steps) and stored. Anchor symbols use the (layer, K|V) anchor table, the others
+// the (layer, K|V, channel) table; both are rANS frequency tables of kProbBits.
 #pragma once
 #include <cstdint>
 
@@ -22,7 +24,7 @@ constexpr uint8_t kRawFlag = 0x80;
 struct CgChannel {
   int32_t m_anchor, m_delta;
   float inv_a, step_a, inv_d, step_d;
-  // The plane codes its non-anchor tokens directly (reference 0) instead of as deltas to the anchor:
+  // The plane codes every token directly (reference 0, no anchors) instead of as deltas to anchors:
   // chosen per plane where deltas would span more than the values (no token locality, as in V).
   bool raw;
 };
@@ -39,6 +41,17 @@ KV_HD inline CgChannel cg_channel(uint16_t step_a, uint16_t step_d, int32_t m_an
   ch.inv_a = ch.step_a > 0.0f ? fdiv(1.0f, ch.step_a) : 0.0f;
   ch.inv_d = ch.step_d > 0.0f ? fdiv(1.0f, ch.step_d) : 0.0f;
   return ch;
+}
+
+// Token t of a stream is coded as an anchor: t % G == 0 in a plane that codes deltas. A raw plane has
+// no anchors: nothing refers to them, so every token takes the channel's own step and table.
+KV_HD inline bool cg_is_anchor(const CgChannel& ch, uint32_t t, uint32_t group) { return !ch.raw && t % group == 0; }
+
+// Whether a plane's anchor table (anchor = true) or one of its delta tables is ever read: anchors
+// exist only in planes that code deltas; delta symbols exist where a raw plane codes every token, or
+// where groups have tokens besides their anchor.
+KV_HD inline bool cg_table_needed(bool anchor, bool raw, uint64_t tokens, uint32_t group) {
+  return anchor ? !raw : raw || (tokens > 1 && group > 1);
 }
 
 KV_HD inline int32_t cg_anchor_sym(const CgChannel& ch, float x) { return quantize_sym(x, ch.inv_a, ch.m_anchor); }
@@ -62,20 +75,22 @@ KV_HD inline float cg_anchor_maxabs(Load load, uint32_t n, uint32_t group) {
   return ma;
 }
 
-// Over a channel's other (non-anchor) tokens: max |x - anchor'| (anchor' its group's dequantised
-// anchor) into *delta and max |x| into *raw, what the plane's choice of reference compares.
+// Max |x - anchor'| over a channel's non-anchor tokens (anchor' its group's dequantised anchor) into
+// *delta and max |x| over all its tokens into *raw: what the plane's choice of reference compares, and
+// the ranges the delta steps must cover under either reference (a raw plane codes every token).
 template <class Load>
 KV_HD inline void cg_delta_maxabs(Load load, uint32_t n, uint32_t group, const CgChannel& ch, float* delta, float* raw) {
   float md = 0.0f, mr = 0.0f, anchor = 0.0f;
   for (uint32_t t = 0; t < n; ++t) {
     float x = load(t);
+    float a = fabs_exact(x);
+    mr = a > mr ? a : mr;
     if (t % group == 0) {
       anchor = cg_anchor_value(ch, cg_anchor_sym(ch, x));
       continue;
     }
-    float d = fabs_exact(fsub(x, anchor)), a = fabs_exact(x);
+    float d = fabs_exact(fsub(x, anchor));
     md = d > md ? d : md;
-    mr = a > mr ? a : mr;
   }
   *delta = md;
   *raw = mr;
@@ -95,17 +110,20 @@ KV_HD inline bool cg_plane_raw(const float* max_delta, const float* max_raw, uin
 
 // The steps of one plane's channels (anchors or deltas). Entropy coding makes the rate follow the
 // step, and equal steps across a plane's channels spend bits where the signal is (the MSE-optimal
-// allocation), so the step is a plane-wide `fraction` of the channels' mean max |x|; a channel whose
-// range needs more than m levels at that step gets the coarser step max|x| / m instead, so no
-// value is clipped. fraction = 0 gives every channel max|x| / m. Fixed-order double sum: the CPU and
-// the GPU (one thread per plane) get the same bits.
-KV_HD inline void cg_plane_steps(const float* maxabs, uint32_t channels, float fraction, int32_t m, uint16_t* steps) {
+// allocation), so the step is a plane-wide `fraction` of the channels' mean `resolution` maxima; a
+// channel whose `range` (the max |value| actually coded) needs more than m levels at that step gets
+// the coarser step range / m instead, so no value is clipped. fraction = 0 gives every channel
+// range / m. Deltas take their resolution from max |x - anchor'| whichever reference a plane codes
+// against: the level fixes the step (the distortion) and the reference only changes the rate.
+// Fixed-order double sum: the CPU and the GPU (one thread per plane) get the same bits.
+KV_HD inline void cg_plane_steps(const float* resolution, const float* range, uint32_t channels, float fraction,
+                                 int32_t m, uint16_t* steps) {
   double sum = 0.0;
-  for (uint32_t c = 0; c < channels; ++c) sum = dadd(sum, static_cast<double>(bf16_value(bf16_round_up(maxabs[c]))));
+  for (uint32_t c = 0; c < channels; ++c) sum = dadd(sum, static_cast<double>(bf16_value(bf16_round_up(resolution[c]))));
   float mean = static_cast<float>(ddiv(sum, static_cast<double>(channels)));
   float target = fmul(mean, fraction);
   for (uint32_t c = 0; c < channels; ++c) {
-    float need = fdiv(bf16_value(bf16_round_up(maxabs[c])), static_cast<float>(m));
+    float need = fdiv(bf16_value(bf16_round_up(range[c])), static_cast<float>(m));
     steps[c] = bf16_round_up(need > target ? need : target);
   }
 }
@@ -117,7 +135,7 @@ KV_HD inline void cg_channel_histogram(Load load, uint32_t n, uint32_t group, co
   float anchor = 0.0f;
   for (uint32_t t = 0; t < n; ++t) {
     float x = load(t);
-    if (t % group == 0) {
+    if (cg_is_anchor(ch, t, group)) {
       int32_t q = cg_anchor_sym(ch, x);
       anchor = cg_anchor_value(ch, q);
       count_anchor(static_cast<uint32_t>(q + ch.m_anchor));
@@ -140,11 +158,11 @@ KV_HD inline uint32_t cg_encode_stream(Load load, uint32_t t0, uint32_t t1, uint
   float anchor = 0.0f;
   for (uint32_t t = t1; t-- > t0;) {
     uint32_t at = t - t % group;
-    if (at != cached_anchor_t) {
+    if (!ch.raw && at != cached_anchor_t) {
       cached_anchor_t = at;
       anchor = cg_anchor_value(ch, cg_anchor_sym(ch, load(at)));
     }
-    if (t == at) {
+    if (cg_is_anchor(ch, t, group)) {
       uint32_t s = static_cast<uint32_t>(cg_anchor_sym(ch, load(t)) + ch.m_anchor);
       rans_enc_put(e, ca[s], ca[s + 1] - ca[s], kProbBits);
     } else {
@@ -168,7 +186,7 @@ KV_HD inline bool cg_decode_stream(Store store, const uint8_t* p, const uint8_t*
   float anchor = 0.0f;
   for (uint32_t t = t0; t < t1; ++t) {
     uint32_t slot = rans_dec_slot(d, kProbBits);
-    if (t % group == 0) {
+    if (cg_is_anchor(ch, t, group)) {
       uint32_t s = cum_lookup(ca, na, slot);
       rans_dec_advance(d, ca[s], ca[s + 1] - ca[s], kProbBits);
       anchor = cg_anchor_value(ch, static_cast<int32_t>(s) - ch.m_anchor);

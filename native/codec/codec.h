@@ -46,7 +46,7 @@ struct CachegenOptions {
   const uint8_t* profile_tables = nullptr;
   size_t profile_table_bytes = 0;
   uint64_t profile_hash = 0;
-  // Per (layer, K|V): 1 = code non-anchor tokens directly, 0 = as deltas to the anchor. Empty: each
+  // Per (layer, K|V): 1 = code every token directly (no anchors), 0 = as deltas to anchors. Empty: each
   // plane decides from its data (cachegen_math.h cg_plane_raw); a profile fixes it.
   std::vector<uint8_t> raw;
 };
@@ -94,7 +94,7 @@ struct CachegenConfig {
   uint32_t group = 0, stream_tokens = 0, blocks = 0;
   uint64_t profile_hash = 0;
   std::vector<uint8_t> m_anchor, m_delta;
-  std::vector<uint8_t> raw;           // per plane: non-anchor tokens coded directly (see CachegenOptions)
+  std::vector<uint8_t> raw;           // per plane: every token coded directly (see CachegenOptions)
   const uint8_t* scales_a = nullptr;  // L*2*C bf16 (little-endian u16)
   const uint8_t* scales_d = nullptr;
   const uint8_t* tables = nullptr;    // the table set (shipped, or the profile's)

@@ -125,7 +125,7 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
   const kvk::CgDims& d = pl.d;
   check(cudaMemsetAsync(pl.maxabs.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");  // maxima are atomicMax'ed in
   launched(kvk::cachegen_anchor_maxabs(kv, dt, d, pl.maxabs.as<float>(), nullptr), "cachegen anchor max");
-  launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), d, pl.fa.as<float>(), pl.m_a.as<uint8_t>(),
+  launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), pl.maxabs.as<float>(), d, pl.fa.as<float>(), pl.m_a.as<uint8_t>(),
                                      pl.step_a.as<uint16_t>(), nullptr), "cachegen anchor steps");
   check(cudaMemsetAsync(pl.maxabs.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");
   check(cudaMemsetAsync(pl.maxabs_raw.p, 0, pl.pc * 4, nullptr), "cudaMemsetAsync");
@@ -134,7 +134,7 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
   launched(kvk::cachegen_plane_reference(pl.maxabs.as<float>(), pl.maxabs_raw.as<float>(), d,
                                          pl.forced ? pl.forced_raw.as<uint8_t>() : nullptr, pl.raw.as<uint8_t>(), nullptr),
            "cachegen plane reference");
-  launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), d, pl.fd.as<float>(), pl.m_d.as<uint8_t>(),
+  launched(kvk::cachegen_plane_steps(pl.maxabs.as<float>(), pl.maxabs_raw.as<float>(), d, pl.fd.as<float>(), pl.m_d.as<uint8_t>(),
                                      pl.step_d.as<uint16_t>(), nullptr), "cachegen delta steps");
   if (!pl.from_profile) {
     check(cudaMemsetAsync(pl.counts.p, 0, pl.table_bytes * 4, nullptr), "cudaMemsetAsync");
@@ -148,7 +148,8 @@ void enqueue_encode(EncodePlan& pl, const void* kv, int dt) {
   }
   check(cudaMemsetAsync(pl.bad.p, 0, 4, nullptr), "cudaMemsetAsync");
   launched(kvk::cachegen_cum_tables(pl.codes.as<uint8_t>(), pl.table_off.as<uint32_t>(), pl.table_n.as<uint8_t>(),
-                                    static_cast<uint32_t>(pl.n_tables), d, pl.cum.as<uint32_t>(), pl.bad.as<uint32_t>(),
+                                    static_cast<uint32_t>(pl.n_tables), d, pl.raw.as<uint8_t>(), pl.cum.as<uint32_t>(),
+                                    pl.bad.as<uint32_t>(),
                                     nullptr), "cachegen tables");
   launched(kvk::cachegen_encode_streams(kv, dt, d, pl.step_a.as<uint16_t>(), pl.step_d.as<uint16_t>(),
                                         pl.m_a.as<uint8_t>(), pl.m_d.as<uint8_t>(), pl.raw.as<uint8_t>(), max_level(pl.md),
@@ -260,7 +261,8 @@ void enqueue_decode(DecodePlan& pl, void* out, int dt) {
   check(cudaMemsetAsync(pl.flags.p, 0, 12, nullptr), "cudaMemsetAsync");
   uint32_t* f = pl.flags.as<uint32_t>();  // [bad tables, payload check, bad streams]
   launched(kvk::cachegen_cum_tables(pl.codes, pl.table_off.as<uint32_t>(), pl.table_n.as<uint8_t>(),
-                                    static_cast<uint32_t>(pl.n_tables), pl.d, pl.cum.as<uint32_t>(), f, nullptr),
+                                    static_cast<uint32_t>(pl.n_tables), pl.d, pl.raw.as<uint8_t>(), pl.cum.as<uint32_t>(), f,
+                                    nullptr),
            "cachegen tables");
   launched(kvk::cachegen_decode_streams(pl.payload, pl.offsets.as<uint32_t>(), pl.d, pl.steps, pl.m_a.as<uint8_t>(),
                                         pl.m_d.as<uint8_t>(), pl.raw.as<uint8_t>(), max_level(pl.cc.m_delta),

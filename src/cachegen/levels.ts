@@ -38,7 +38,9 @@ export interface CachegenLevel {
  * profile of 3 other stories; the levels are points of that path (KL 0.006 / 0.011 / 0.038, perplexity
  * +0.4% / +1.8% / +4.3% there). What it found: K's deltas are the costliest to coarsen; V tolerates
  * 2-10x coarser steps; V's anchors in the first third can go almost entirely (their values are then
- * carried by the deltas), unlike the paper's deeper-is-coarser on 7B+ models.
+ * carried by the deltas), unlike the paper's deeper-is-coarser on 7B+ models. They predate raw planes (FORMAT.md), which keep
+ * a plane's delta steps and code it in fewer bits; retuning them bought little there (codec eval:
+ * default 5.05x -> 5.34x smaller than fp16 with a profile, KL 0.0120 -> 0.0124).
  */
 export const CACHEGEN_LEVELS: readonly CachegenLevel[] = [
   { name: 'high', group: 10, anchor: [31, 31, 31], delta: [15, 15, 15],
@@ -59,20 +61,22 @@ export const CACHEGEN_DEFAULT_LEVEL = 'default';
  * coarser K steps than CacheGen's own levels buy more there. Chosen on a tuning set of 8 stories the
  * model sampled (seeds 7000 + i, 447 context + 64 continuation tokens; disjoint from
  * datasets/stories260k-codec's evaluated and profile stories), basis and tables from the profile
- * stories: from CacheGen's 'low', K delta steps x1.6, x2, x2.5 and K anchors x1.6-6.4 until the
- * perplexity change reached ~2.6%, ~3.7% and ~5.9% there (8.8x, 11.3x, 12.9x smaller than fp16 with
- * the profile). V steps stay at 'low''s: coarser V cost far more quality per bit saved.
+ * stories, over a grid around CacheGen's 'low' (K delta steps 0.15-0.5, K anchors 0.25 or 0.63, V
+ * delta steps x0.63-1): each level is the most compressed point whose mean KL there stays within
+ * 0.010 (default: 9.0x), 0.030 (low: 12.9x) and 0.036 (lowest: 14.0x). KL rather than perplexity
+ * picks them: on 8 x 64 tokens the perplexity change is the noisier of the two. V steps finer than
+ * 'low''s bought more quality per bit than finer K once raw planes (FORMAT.md) made V cheaper.
  */
 export const PCA_LEVELS: readonly CachegenLevel[] = [
   CACHEGEN_LEVELS[0]!,
   { name: 'default', group: 10, anchor: [31, 31, 31], delta: [15, 15, 15],
-    k: { anchor: [0.25, 0.25, 0.1], delta: [0.3, 0.3, 0.3] },
-    v: { anchor: [1.6, 1.0, 0.4], delta: [0.4, 0.63, 0.25] } },
+    k: { anchor: [0.25, 0.25, 0.1], delta: [0.25, 0.25, 0.25] },
+    v: { anchor: [1.6, 1.0, 0.4], delta: [0.252, 0.397, 0.158] } },
   { name: 'low', group: 10, anchor: [31, 31, 31], delta: [15, 15, 15],
-    k: { anchor: [0.63, 0.63, 0.25], delta: [0.6, 0.6, 0.6] },
+    k: { anchor: [0.63, 0.63, 0.25], delta: [0.4, 0.4, 0.4] },
     v: { anchor: [1.6, 1.0, 0.4], delta: [0.4, 0.63, 0.25] } },
   { name: 'lowest', group: 10, anchor: [31, 31, 31], delta: [15, 15, 15],
-    k: { anchor: [1.6, 1.6, 0.25], delta: [1.0, 1.0, 0.38] },
+    k: { anchor: [0.63, 0.63, 0.25], delta: [0.5, 0.5, 0.5] },
     v: { anchor: [1.6, 1.0, 0.4], delta: [0.4, 0.63, 0.25] } },
 ];
 

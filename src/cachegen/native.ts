@@ -34,7 +34,7 @@ export interface NativeEncodeOptions {
   mDelta?: Uint8Array;
   fAnchor?: Float32Array;
   fDelta?: Float32Array;
-  /** cachegen: per (layer, K|V) 1 = code non-anchor tokens directly, 0 = as deltas; absent: each plane decides. */
+  /** cachegen: per (layer, K|V) 1 = code every token directly (no anchors), 0 = as deltas; absent: each plane decides. */
   raw?: Uint8Array;
   bins?: Uint8Array;
   profileTables?: Uint8Array;

@@ -36,7 +36,7 @@ interface ProfileHeader {
   mAnchor: number[];
   mDelta: number[];
   /**
-   * Per (layer, K|V): 1 when the plane codes non-anchor tokens directly instead of as deltas, chosen
+   * Per (layer, K|V): 1 when the plane codes every token directly instead of as deltas to anchors, chosen
    * over all the sample spans; every chunk encoded with the profile uses it (its tables assume it).
    * Absent in profiles written before the choice existed (all 0).
    */
