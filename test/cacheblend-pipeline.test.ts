@@ -148,7 +148,20 @@ test('rowSqDiff (the device-side deviation) equals the sum of squared difference
   }
   assert.throws(() => rowSqDiff(ta, Tensor.empty([5, 6]), out), (e: unknown) => e instanceof ShapeError);
   assert.throws(() => rowSqDiff(ta, tb, Tensor.empty([4])), (e: unknown) => e instanceof ShapeError);
-  for (const t of [ta, tb, out]) t.dispose();
+  // Indexed: row r of a against row rows[r] of a taller b (a cache slab read in place).
+  const tall = Float32Array.from({ length: 9 * 7 }, (_, i) => Math.cos(i * 0.7)), rows = Int32Array.from([8, 0, 3, 3, 6]);
+  const tt = Tensor.fromTypedArray(tall, [9, 7]), tr = Tensor.fromTypedArray(rows);
+  rowSqDiff(ta, tt, out, false, undefined, tr);
+  const got2 = out.toTypedArray() as Float32Array;
+  for (let r = 0; r < 5; r++) {
+    let s = 0;
+    for (let c = 0; c < 7; c++) s += (a[r * 7 + c]! - tall[rows[r]! * 7 + c]!) ** 2;
+    assert.ok(Math.abs(got2[r]! - s) <= 1e-5 * s, `indexed row ${r}: ${got2[r]} vs ${s}`);
+  }
+  assert.throws(() => rowSqDiff(ta, tt, out), (e: unknown) => e instanceof ShapeError);
+  assert.throws(() => rowSqDiff(ta, tt, out, false, undefined, Tensor.fromTypedArray(Int32Array.from([0, 1, 2, 9, 4]))),
+    (e: unknown) => e instanceof ArgumentError && /outside \[0, 9\)/.test(String(e)));
+  for (const t of [ta, tb, out, tt, tr]) t.dispose();
 });
 
 test.after(() => {

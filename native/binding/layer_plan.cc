@@ -80,7 +80,8 @@ Napi::Value plan_create(const Napi::CallbackInfo& info) {
   });
 }
 
-// layerPlanRun(plan, layer, x, n, pos, slots, kCache, vCache, cacheRows, kpos, nk, stream?)
+// layerPlanRun(plan, layer, x, n, pos, slots, kCache, vCache, cacheRows, kpos, nk, stream?, kvOnly?)
+// kvOnly: only the tokens' K/V into the cache (Plan::run_kv), x untouched.
 Napi::Value plan_run(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "layerPlanRun";
@@ -104,8 +105,12 @@ Napi::Value plan_run(const Napi::CallbackInfo& info) {
     if (dev != d.device) fail(Code::Device, "layerPlanRun: tensors are not on the plan's device");
     if (x.s->device == kHost && d.dtype != DType::F32) require_cpu_f32(fn, d.dtype);
     check_indices(fn, slots, n, nk, true);  // the slots written must be among the attended ones
-    plan->run_layer(l, {x.ptr(), n, pos.ptr<int32_t>(), slots.ptr<int32_t>(), kc.ptr(), vc.ptr(), kpos.ptr<int32_t>(), nk},
-                    st ? st->stream : nullptr);
+    const bool kv_only = info.Length() > 12 && info[12].IsBoolean() && info[12].As<Napi::Boolean>().Value();
+    const engine::LayerIO io{x.ptr(), n, pos.ptr<int32_t>(), slots.ptr<int32_t>(), kc.ptr(), vc.ptr(), kpos.ptr<int32_t>(), nk};
+    if (kv_only)
+      plan->run_kv(l, io, st ? st->stream : nullptr);
+    else
+      plan->run_layer(l, io, st ? st->stream : nullptr);
     return info.Env().Undefined();
   });
 }

@@ -169,24 +169,30 @@ Napi::Value binary(const Napi::CallbackInfo& info) {
   });
 }
 
-// rowSqDiff(a, b, out, dtype, n, w, accumulate, stream?): out[r] (+)= sum_c (a[r, c] - b[r, c])^2; out is f32 [n]
+// rowSqDiff(a, b, out, dtype, n, w, accumulate, stream?, bRows?, bRowCount?): out[r] (+)= sum_c (a[r, c] - b[R, c])^2
+// with R = bRows[r] (i32 [n], each < bRowCount) or r; out is f32 [n]
 Napi::Value row_sq_diff(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "rowSqDiff";
     DType t = arg_dtype(info, 3, fn, "dtype");
     size_t n = arg_size(info, 4, fn, "n"), w = arg_size(info, 5, fn, "w");
     bool accumulate = arg_bool(info, 6, fn, "accumulate");
-    size_t bytes = mul(fn, {n, w, dtype_size(t)});
-    Buf a = arg_buf(info, 0, fn, "a", bytes), b = arg_buf(info, 1, fn, "b", bytes);
+    const bool indexed = info.Length() > 8 && !info[8].IsUndefined() && !info[8].IsNull();
+    const size_t b_count = indexed ? arg_size(info, 9, fn, "bRowCount") : n;
+    Buf a = arg_buf(info, 0, fn, "a", mul(fn, {n, w, dtype_size(t)}));
+    Buf b = arg_buf(info, 1, fn, "b", mul(fn, {b_count, w, dtype_size(t)}));
     Buf out = arg_buf(info, 2, fn, "out", mul(fn, {n, 4}));
     StreamHandle* st = arg_stream_or_null(info, 7, fn);
-    int dev = common_device(fn, {&a, &b, &out}, st);
+    Buf rows = indexed ? arg_buf(info, 8, fn, "bRows", mul(fn, {n, 4})) : Buf{};
+    int dev = common_device(fn, {&a, &b, &out, &rows}, st);
+    if (indexed) check_indices(fn, rows, n, b_count, false);
+    const int32_t* r = indexed ? rows.ptr<int32_t>() : nullptr;
     if (dev == kHost) {
       require_cpu_f32(fn, t);
-      cpu::row_sq_diff(a.ptr<float>(), b.ptr<float>(), out.ptr<float>(), n, w, accumulate);
+      cpu::row_sq_diff(a.ptr<float>(), b.ptr<float>(), r, out.ptr<float>(), n, w, accumulate);
     } else {
       require_float(fn, t);
-      cuda::row_sq_diff(dev, a.ptr(), b.ptr(), out.ptr<float>(), t, n, w, accumulate, stream_of(st));
+      cuda::row_sq_diff(dev, a.ptr(), b.ptr(), r, out.ptr<float>(), t, n, w, accumulate, stream_of(st));
     }
     return info.Env().Undefined();
   });

@@ -34,12 +34,13 @@ void gather_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_
   });
 }
 
-void row_sq_diff(const float* a, const float* b, float* out, size_t n, size_t w, bool accumulate) {
+void row_sq_diff(const float* a, const float* b, const int32_t* b_rows, float* out, size_t n, size_t w, bool accumulate) {
   parallel_for(n, 16, [&](size_t s, size_t e) {
     for (size_t r = s; r < e; ++r) {
+      const float* rb = b + (b_rows ? static_cast<size_t>(b_rows[r]) : r) * w;
       float sum = 0.0f;
       for (size_t c = 0; c < w; ++c) {
-        const float d = a[r * w + c] - b[r * w + c];
+        const float d = a[r * w + c] - rb[c];
         sum += d * d;
       }
       out[r] = accumulate ? out[r] + sum : sum;

@@ -40,8 +40,9 @@ void add(const float* a, const float* b, float* out, size_t n);
 void gather_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes);
 void scatter_rows(const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes);
 
-// CacheBlend's KV deviation: out[r] (+)= sum_c (a[r, c] - b[r, c])^2 over rows r < n of width w.
-void row_sq_diff(const float* a, const float* b, float* out, size_t n, size_t w, bool accumulate);
+// CacheBlend's KV deviation: out[r] (+)= sum_c (a[r, c] - b[R, c])^2 over rows r < n of width w, with
+// R = b_rows[r] (b_rows non-null: the token's row of a cache slab) or r.
+void row_sq_diff(const float* a, const float* b, const int32_t* b_rows, float* out, size_t n, size_t w, bool accumulate);
 // out[0..k) = the rows of the k largest of v[0..n) (ties: the lower row), ascending; k <= n.
 void top_k_rows(const float* v, size_t n, size_t k, int32_t* out);
 

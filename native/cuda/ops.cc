@@ -284,11 +284,11 @@ void decode_gemv(int device, const void* x, const void* norm_w, float eps, const
                "decode_gemv");
 }
 
-void row_sq_diff(int device, const void* a, const void* b, float* out, DType type, size_t n, size_t w, bool accumulate,
-                 Stream s) {
+void row_sq_diff(int device, const void* a, const void* b, const int32_t* b_rows, float* out, DType type, size_t n, size_t w,
+                 bool accumulate, Stream s) {
   require_float(type, "row_sq_diff");
   set_device(device);
-  check_kernel(kvk::row_sq_diff(a, b, out, static_cast<int>(type), n, w, accumulate, as_stream(s)), "row_sq_diff");
+  check_kernel(kvk::row_sq_diff(a, b, b_rows, out, static_cast<int>(type), n, w, accumulate, as_stream(s)), "row_sq_diff");
 }
 
 void top_k_rows(int device, const float* v, size_t n, size_t k, int32_t* out, Stream s) {

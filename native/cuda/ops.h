@@ -51,8 +51,9 @@ void decode_gemv(int device, const void* x, const void* norm_w, float eps, const
                  DecodeEpilogue ep, DType type, size_t n, size_t k, Stream s);
 
 void top_k_rows(int device, const float* v, size_t n, size_t k, int32_t* out, Stream s);
-void row_sq_diff(int device, const void* a, const void* b, float* out, DType type, size_t n, size_t w, bool accumulate,
-                 Stream s);
+// b_rows: null, or the row of b each row of a is compared with (kernels/deviation.cuh).
+void row_sq_diff(int device, const void* a, const void* b, const int32_t* b_rows, float* out, DType type, size_t n, size_t w,
+                 bool accumulate, Stream s);
 void gather_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,
                  Stream s);
 void scatter_rows(int device, const void* src, const int32_t* idx, void* dst, size_t n, size_t width_bytes,

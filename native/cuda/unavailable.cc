@@ -47,7 +47,7 @@ void attention(int, const void*, const void*, const void*, DType, const int32_t*
                size_t, size_t, size_t, float, Stream) { unavailable(); }
 void swiglu(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
 void add(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
-void row_sq_diff(int, const void*, const void*, float*, DType, size_t, size_t, bool, Stream) { unavailable(); }
+void row_sq_diff(int, const void*, const void*, const int32_t*, float*, DType, size_t, size_t, bool, Stream) { unavailable(); }
 void top_k_rows(int, const float*, size_t, size_t, int32_t*, Stream) { unavailable(); }
 bool decode_gemv_supported(const void*, const DecodeGemvPart*, int, DType, size_t, size_t) { return false; }
 void decode_gemv(int, const void*, const void*, float, const DecodeGemvPart*, int, DecodeEpilogue, DType, size_t, size_t,

@@ -80,6 +80,33 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   cuda::add(dev, x, o, x, t, n * D, st);
 }
 
+void Plan::run_kv(size_t l, const LayerIO& io, cuda::Stream st) {
+  if (l >= layers_.size()) fail(Code::Arg, "layer plan: layer " + std::to_string(l) + " does not exist");
+  const LayerWeights& w = layers_[l];
+  const size_t n = io.n, D = d_.dim, hd = d_.head_dim, kvd = d_.n_kv_heads * hd, es = dtype_size(d_.dtype);
+  void* h = scratch(0, n * D * es);
+  void* k = scratch(2, n * kvd * es);
+  void* v = scratch(3, n * kvd * es);
+  const int dev = d_.device;
+  if (dev == kHost) {
+    auto f = [](void* x) { return static_cast<float*>(x); };
+    cpu::rmsnorm(f(io.x), p<float>(w.attn_norm), f(h), n, D, d_.eps);
+    cpu::matmul(f(h), p<float>(w.wk), p<float>(w.bk), f(k), n, D, kvd);
+    cpu::matmul(f(h), p<float>(w.wv), p<float>(w.bv), f(v), n, D, kvd);
+    cpu::rope(f(k), io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd);
+    cpu::scatter_rows(k, io.slots, io.k_cache, n, kvd * 4);
+    cpu::scatter_rows(v, io.slots, io.v_cache, n, kvd * 4);
+    return;
+  }
+  const DType t = d_.dtype;
+  cuda::rmsnorm(dev, io.x, p(w.attn_norm), h, t, n, D, d_.eps, st);
+  cuda::matmul(dev, h, p(w.wk), p(w.bk), k, t, n, D, kvd, st);
+  cuda::matmul(dev, h, p(w.wv), p(w.bv), v, t, n, D, kvd, st);
+  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
+  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
+  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
+}
+
 // RoPE on the new tokens' q and k, their k and v into the cache slots, attention over the cache.
 void Plan::attend_cuda(const LayerIO& io, void* q, void* k, void* v, void* att, cuda::Stream st) {
   const size_t n = io.n, hd = d_.head_dim, kvd = d_.n_kv_heads * hd, es = dtype_size(d_.dtype);

@@ -47,6 +47,9 @@ class Plan {
   const Dims& dims() const { return d_; }
   size_t layers() const { return layers_.size(); }
   void run_layer(size_t l, const LayerIO& io, cuda::Stream stream);
+  // Only the layer's K/V of the tokens (norm, K and V projections, RoPE on K) into their cache
+  // slots; x is read, not updated. What a KV-deviation check needs from tokens that will not go on.
+  void run_kv(size_t l, const LayerIO& io, cuda::Stream stream);
 
  private:
   void* scratch(size_t i, size_t bytes);

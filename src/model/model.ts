@@ -202,6 +202,19 @@ export class Model {
    * filled slot whose position is <= its own.
    */
   layer(l: number, x: Tensor, batch: TokenBatch, cache: KVCache): void {
+    this.runLayer(l, x, batch, cache, false);
+  }
+
+  /**
+   * Only layer l's K/V of the batch's tokens (norm, K and V projections, RoPE) into the cache at
+   * their slots, from `x` [n, dim], which is not changed: what a KV-deviation check needs from tokens
+   * that do not go on to the next layer. layer() on the same rows writes the same K/V.
+   */
+  layerKV(l: number, x: Tensor, batch: TokenBatch, cache: KVCache): void {
+    this.runLayer(l, x, batch, cache, true);
+  }
+
+  private runLayer(l: number, x: Tensor, batch: TokenBatch, cache: KVCache, kvOnly: boolean): void {
     const c = this.config;
     if (!(l >= 0 && l < c.nLayers)) throw new ArgumentError(`layer ${l} does not exist (the model has ${c.nLayers})`);
     const n = batch.n;
@@ -210,7 +223,7 @@ export class Model {
     const k = cache.slab(l, 0), v = cache.slab(l, 1);
     native(() => addon().layerPlanRun(this.plan, l, x.nativeHandle, n, batch.positionsTensor.nativeHandle,
       batch.slotsTensor.nativeHandle, k.nativeHandle, v.nativeHandle, cache.capacity, cache.positionsTensor.nativeHandle,
-      cache.length, null));
+      cache.length, null, kvOnly));
   }
 
   /** Final norm and classifier: f32 logits [rows, vocab] for the rows of `x` [rows, dim] (caller owns). */

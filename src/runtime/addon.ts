@@ -95,7 +95,7 @@ export interface NativeAddon {
   add(a: StorageHandle, b: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
   topKRows(v: StorageHandle, n: number, k: number, out: StorageHandle, stream: StreamHandle | null): void;
   rowSqDiff(a: StorageHandle, b: StorageHandle, out: StorageHandle, dtype: number, n: number, w: number, accumulate: boolean,
-    stream: StreamHandle | null): void;
+    stream: StreamHandle | null, bRows?: StorageHandle, bRowCount?: number): void;
   gatherRows(src: StorageHandle, srcRows: number, idx: StorageHandle, dst: StorageHandle, n: number, widthBytes: number,
     stream: StreamHandle | null): void;
   scatterRows(src: StorageHandle, idx: StorageHandle, dst: StorageHandle, dstRows: number, n: number, widthBytes: number,
@@ -106,7 +106,7 @@ export interface NativeAddon {
     scale: number; dtype: number }, layers: (StorageHandle | null)[][], invFreq: StorageHandle): LayerPlanHandle;
   layerPlanRun(plan: LayerPlanHandle, layer: number, x: StorageHandle, n: number, pos: StorageHandle, slots: StorageHandle,
     kCache: StorageHandle, vCache: StorageHandle, cacheRows: number, kpos: StorageHandle, nk: number,
-    stream: StreamHandle | null): void;
+    stream: StreamHandle | null, kvOnly?: boolean): void;
   fillUniform(out: StorageHandle, dtype: number, n: number, seed: number, lo: number, hi: number,
     stream: StreamHandle | null): void;
 }

@@ -142,15 +142,23 @@ export function gatherRows(src: Tensor, idx: Tensor, dst: Tensor, stream?: Strea
 /**
  * CacheBlend's KV deviation per row: out[r] = sum over the row of (a - b)^2, or out[r] += that with
  * `accumulate` (to add K's and V's). a and b: the same shape [n, ...] and float dtype; out: f32 [n].
+ * With `bRows` (i32 [n]), row r of a is compared with row bRows[r] of b ([R, ...], rows of a's
+ * width): a token's fresh K/V read straight from a cache slab, with no gathered copy.
  */
-export function rowSqDiff(a: Tensor, b: Tensor, out: Tensor, accumulate = false, stream?: Stream): void {
+export function rowSqDiff(a: Tensor, b: Tensor, out: Tensor, accumulate = false, stream?: Stream, bRows?: Tensor): void {
   sameDtype('rowSqDiff', a, b);
   sameDevice('rowSqDiff', a, b, out);
-  if (a.shape.length === 0 || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) throw new ShapeError(`rowSqDiff: ${a.describe()} and ${b.describe()} differ`);
+  const rowShape = (t: Tensor) => t.shape.slice(1);
+  const sameRows = a.shape.length > 0 && a.shape.length === b.shape.length && rowShape(a).every((d, i) => d === rowShape(b)[i]);
+  if (!sameRows || (!bRows && a.shape[0] !== b.shape[0])) throw new ShapeError(`rowSqDiff: ${a.describe()} and ${b.describe()} differ`);
   const n = a.shape[0]!;
   if (out.dtype !== 'f32' || out.numel !== n) throw new ShapeError(`rowSqDiff: out must be f32 [${n}], got ${out.describe()}`);
+  if (bRows) {
+    sameDevice('rowSqDiff', a, bRows);
+    if (bRows.dtype !== 'i32' || bRows.numel !== n) throw new ShapeError(`rowSqDiff: bRows must be i32 [${n}], got ${bRows.describe()}`);
+  }
   native(() => addon().rowSqDiff(a.nativeHandle, b.nativeHandle, out.nativeHandle, DTYPE_IDS[a.dtype], n, n === 0 ? 0 : a.numel / n,
-    accumulate, s(stream)));
+    accumulate, s(stream), bRows?.nativeHandle, b.shape[0]));
 }
 
 /**

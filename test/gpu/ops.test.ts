@@ -155,6 +155,13 @@ test('rowSqDiff (CacheBlend deviation): CUDA vs C++, set and accumulate', () => 
     ops.rowSqDiff(onDevice(a, dt), onDevice(b, dt), out);
     ops.rowSqDiff(onDevice(c, dt), onDevice(b, dt), out, true);
     check(`rowSqDiff ${dt}`, out, ref, 1e-5);
+    // Indexed: rows of b picked by an i32 index on the device (a cache slab read in place).
+    const pick = Int32Array.from({ length: 203 }, (_, i) => (i * 37 + 11) % 203);
+    const refI = Tensor.empty([203]);
+    ops.rowSqDiff(a, b, refI, false, undefined, Tensor.fromTypedArray(pick));
+    const outI = emptyPoisoned([203], 'f32');
+    ops.rowSqDiff(onDevice(a, dt), onDevice(b, dt), outI, false, undefined, Tensor.fromTypedArray(pick, undefined, { device: 'cuda:0' }));
+    check(`rowSqDiff indexed ${dt}`, outI, refI, 1e-5);
   }
 });
 
