@@ -31,18 +31,23 @@ export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slo
   }
 }
 
-/** Per slot, on the device: the deviation between `before` (a snapshotRows of the same kind and slots) and the cache now; f32 [slots] (the caller owns it). */
-export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array | Tensor, before: readonly Tensor[]): Tensor {
-  const after = snapshotRows(cache, l, kind, slots);
-  const sums = Tensor.empty([after[0]!.shape[0]!], { dtype: 'f32', device: cache.device });
+/**
+ * Per slot, on the device: the deviation between `before` (a snapshotRows of the same kind and slots)
+ * and the cache now, read in place; f32 [slots], into `out` when given, else a new tensor (the
+ * caller owns either).
+ */
+export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array | Tensor, before: readonly Tensor[],
+  out?: Tensor): Tensor {
+  const idx = slots instanceof Tensor ? slots : Tensor.fromTypedArray(slots, undefined, { device: cache.device });
+  const sums = out ?? Tensor.empty([idx.numel], { dtype: 'f32', device: cache.device });
   try {
-    after.forEach((a, i) => ops.rowSqDiff(a, before[i]!, sums, i > 0));
+    parts(kind).forEach((p, i) => ops.rowSqDiff(before[i]!, cache.slab(l, p), sums, i > 0, undefined, idx));
     return sums;
   } catch (e) {
-    sums.dispose();
+    if (sums !== out) sums.dispose();
     throw e;
   } finally {
-    for (const t of after) t.dispose();
+    if (idx !== slots) idx.dispose();
   }
 }
 

@@ -18,6 +18,7 @@
 import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
 import { ArgumentError } from '../runtime/errors.js';
+import { iota } from '../runtime/int-arrays.js';
 import { checkChunk, type ChunkKV } from './chunk.js';
 import { rowDeviation, snapshotRows } from './deviation.js';
 import { checkRatio, makePolicy, type DeviationKind, type PolicyContext, type PolicyOptions, type PolicyName,
@@ -103,7 +104,7 @@ export function buildReusedCache(model: Model, prefix: ArrayLike<number>, chunks
     // Each chunk's KV goes in as stored (one strided copy each), then every layer's context K is
     // rotated to the fused positions in one launch (RoPE by the position difference).
     const P = layout.prefixLength, N = layout.contextLength;
-    const oldPos = new Int32Array(N), newPos = Int32Array.from({ length: N }, (_, i) => P + i);
+    const oldPos = new Int32Array(N), newPos = iota(N, P);
     chunks.forEach((c, i) => {
       oldPos.set(c.positions, layout.chunkStarts[i]!);
       cache.appendSpan(c.kv, newPos.subarray(layout.chunkStarts[i]!, layout.chunkStarts[i]! + c.tokens.length));

@@ -14,6 +14,7 @@ import { modelFingerprint } from '../model/fingerprint.js';
 import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
 import { ArgumentError, ShapeError } from '../runtime/errors.js';
+import { iota } from '../runtime/int-arrays.js';
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
 import { fillPrefix, layoutOf, policyContext, resolvePolicy, runSelective, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
@@ -62,10 +63,10 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
   const helpers: Tensor[] = [];
   try {
     fillPrefix(model, cache, req.prefix, req.prefixKV);
-    cache.append(Int32Array.from({ length: N }, (_, i) => P + i));
+    cache.append(iota(N, P));
     const oldPos = new Int32Array(N);
     req.chunks.forEach((c, i) => oldPos.set(c.positions, lay.chunkStarts[i]!));
-    const { invFreq, delta } = rotationInputs(model, oldPos, Int32Array.from({ length: N }, (_, i) => P + i));
+    const { invFreq, delta } = rotationInputs(model, oldPos, iota(N, P));
     helpers.push(invFreq, delta);
     const start = (l: number) => { if (l < L && loads.length === l) loads.push(loadLayer(model, cache, lay, req.chunks, l)); };
     const loadWaitMs: number[] = [];

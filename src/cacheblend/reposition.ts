@@ -79,7 +79,9 @@ export function rotateCacheRows(model: Model, cache: KVCache, l: number, start: 
 export function rotationInputs(model: Model, oldPositions: Int32Array, newPositions: Int32Array): { invFreq: Tensor; delta: Tensor } {
   if (oldPositions.length !== newPositions.length) throw new ShapeError(`${oldPositions.length} old positions but ${newPositions.length} new ones`);
   const invFreq = Tensor.fromTypedArray(ropeInvFreq(model.config), undefined, { device: model.device });
-  const delta = Tensor.fromTypedArray(Int32Array.from(newPositions, (q, i) => q - oldPositions[i]!), undefined, { device: model.device });
+  const d = new Int32Array(newPositions.length);
+  for (let i = 0; i < d.length; i++) d[i] = newPositions[i]! - oldPositions[i]!;
+  const delta = Tensor.fromTypedArray(d, undefined, { device: model.device });
   return { invFreq, delta };
 }
 

@@ -18,6 +18,7 @@ import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
 import { InternalError } from '../runtime/errors.js';
 import * as ops from '../runtime/ops.js';
+import { concatOffset, iota } from '../runtime/int-arrays.js';
 import { Tensor } from '../runtime/tensor.js';
 import { rowDeviationOnDevice, snapshotRows } from './deviation.js';
 import type { PolicyContext, SelectionPlan, SelectionPolicy } from './policies.js';
@@ -37,6 +38,9 @@ export interface SelectiveOutcome {
   deviations: (Float64Array | null)[];
 }
 
+/** What runLayer runs of a layer: all of it, only the context tokens' K/V, or all after a K/V pass. */
+type LayerPart = 'layer' | 'kv' | 'rest';
+
 export class SelectiveRecompute {
   private readonly plan: SelectionPlan;
   private readonly selected: Int32Array[] = [];
@@ -51,11 +55,26 @@ export class SelectiveRecompute {
    * deviation are kept there and read back once, by outcome().
    */
   private readonly onDevice: boolean;
-  private slotsT: Tensor | null = null;
+  /** The set as cache slots, the query's last: i32 [count + Q] (the layer's batch slots as they are). */
+  private setT: Tensor | null = null;
   private devT: Tensor | null = null;
   private readonly slotsByLayer: Tensor[] = [];
   private readonly devByLayer: (Tensor | null)[] = [];
-  private queryT: Tensor | null = null;
+  /**
+   * Device mode: every layer's set and deviation are written into two arenas (rows of [count + Q]
+   * slots, of [count] deviations), so that outcome() reads them back in two copies, not one per
+   * layer; the spans say where each layer's are.
+   */
+  private setsT: Tensor | null = null;
+  private devsT: Tensor | null = null;
+  private arenaWidth = 0;
+  private readonly setSpans: (readonly [number, number])[] = [];
+  private readonly devSpans: (readonly [number, number] | null)[] = [];
+  private setSpan: readonly [number, number] = [0, 0];
+  /** 0, 1, 2, ... on the device: its rows [count, count + Q) index the query's rows after `count` context rows. */
+  private rampT: Tensor | null = null;
+  /** The layer whose set an early shrink (shrinksEarly) already chose, or -1. */
+  private pending = -1;
 
   /**
    * `tokens`: the fused sequence's tokens (prefix, context, query); the context's N tokens sit in
@@ -72,7 +91,7 @@ export class SelectiveRecompute {
     ctx: PolicyContext,
   ) {
     this.plan = policy.plan(ctx);
-    this.sel = Int32Array.from({ length: N }, (_, i) => i);
+    this.sel = iota(N);
     this.onDevice = this.plan.deviceRule !== undefined;
   }
 
@@ -84,63 +103,119 @@ export class SelectiveRecompute {
     this.nextLayer++;
   }
 
+  /**
+   * Whether layer l shrinks the set early: on a check layer that measures a deviation for the next
+   * layer's selection, the tokens that will not go on only need their K/V (the deviation, and what
+   * later tokens attend to), not attention or the MLP. So the layer writes every selected token's K/V
+   * (Model.layerKV), the deviation picks layer l+1's set right away, and the full layer runs on that
+   * set alone. Its outputs are the same as running the full layer on every token first: the dropped
+   * rows' hidden states were never read again. On cacheblend's check layer that is ~0.8 of a layer.
+   */
+  private shrinksEarly(l: number): boolean {
+    return l + 1 < this.model.config.nLayers && this.plan.checkLayers.includes(l) && this.plan.measureAt(l) !== null;
+  }
+
   private stepHost(l: number): void {
-    const { model, P } = this;
+    if (this.pending !== l) this.selectHost(l);
+    this.pending = -1;
+    if (!this.shrinksEarly(l) || this.sel.length === 0) {
+      this.dev = this.runHost(l, 'layer');
+      this.deviations.push(this.dev);
+      return;
+    }
+    this.dev = this.runHost(l, 'kv');
+    this.deviations.push(this.dev);
+    this.selectHost(l + 1);
+    this.pending = l + 1;
+    this.runHost(l, 'rest');
+  }
+
+  /** The set of layer l from the previous one (plan.select), its hidden rows gathered; recorded. */
+  private selectHost(l: number): void {
     const Q = this.querySlots.length;
     const next = this.plan.select(l, this.sel, this.dev);
     const keep = subsetRows(next, this.sel, l, this.policy.name);
     if (l === 0) {
       this.x = this.embedFirst(next);
     } else if (next.length !== this.sel.length) {
-      this.x = gatherInto(model, this.x!, Int32Array.from([...keep, ...Array.from({ length: Q }, (_, q) => this.sel.length + q)]));
+      this.x = gatherInto(this.model, this.x!, Int32Array.from([...keep, ...Array.from({ length: Q }, (_, q) => this.sel.length + q)]));
     }
     this.sel = next;
     this.selected.push(next);
-    const contextSlots = Tensor.fromTypedArray(Int32Array.from(next, (i) => P + i), undefined, { device: model.device });
+  }
+
+  private runHost(l: number, part: LayerPart): Float64Array | null {
+    const set = concatOffset([[this.sel, this.P], [this.querySlots]]);
+    const setT = Tensor.fromTypedArray(set, undefined, { device: this.model.device });
     try {
-      const dev = this.runLayer(l, contextSlots);
-      this.dev = dev ? Float64Array.from(dev.toTypedArray() as Float32Array) : null;
-      dev?.dispose();
+      const dev = this.runLayer(l, setT, part);
+      try {
+        return dev ? new Float64Array(dev.toTypedArray() as Float32Array) : null;
+      } finally {
+        dev?.dispose();
+      }
     } finally {
-      contextSlots.dispose();
+      setT.dispose();
     }
-    this.deviations.push(this.dev);
   }
 
   /**
-   * Layer l on the context tokens in `contextSlots` (i32 on the device, ascending) and the query; K/V
-   * deviation of those tokens (f32 [n], the caller owns it) when the plan measures on layer l.
+   * Layer l on the set `setT` (cache slots: the context tokens', ascending, then the query's):
+   * 'layer' the whole layer, 'kv' only the context tokens' K/V (x unchanged), 'rest' the whole layer
+   * after a 'kv' pass on a superset (nothing measured). Returns the K/V deviation of the context
+   * tokens (f32 [count], the caller owns it) when the plan measures on layer l and the part writes
+   * fresh K/V.
    */
-  private runLayer(l: number, contextSlots: Tensor): Tensor | null {
+  private runLayer(l: number, setT: Tensor, part: LayerPart, devOut?: Tensor): Tensor | null {
     const { model, cache } = this;
-    const device = model.device;
-    this.queryT ??= Tensor.fromTypedArray(this.querySlots, undefined, { device });
-    const count = contextSlots.numel, n = count + this.querySlots.length;
-    const slotsT = Tensor.empty([n], { dtype: 'i32', device });
-    const posT = Tensor.empty([n], { dtype: 'i32', device });
-    const kind = count > 0 ? this.plan.measureAt(l) : null;
+    const count = setT.numel - this.querySlots.length, n = part === 'kv' ? count : setT.numel;
+    const posT = Tensor.empty([setT.numel], { dtype: 'i32', device: model.device });
+    const contextSlots = setT.rows(0, count);
+    const kind = count > 0 && part !== 'rest' ? this.plan.measureAt(l) : null;
     let before: Tensor[] | null = null;
+    const views: Tensor[] = [contextSlots];
     try {
-      const head = slotsT.rows(0, count), tail = slotsT.rows(count, n);
-      try {
-        head.copyFrom(contextSlots);
-        tail.copyFrom(this.queryT);
-      } finally {
-        head.dispose();
-        tail.dispose();
-      }
-      ops.gatherRows(cache.positionsTensor, slotsT, posT);
+      ops.gatherRows(cache.positionsTensor, setT, posT);
       before = kind ? snapshotRows(cache, l, kind, contextSlots) : null;
-      model.layer(l, this.x!, { n, positionsTensor: posT, slotsTensor: slotsT, dispose() {} }, cache);
-      return kind && before ? rowDeviationOnDevice(cache, l, kind, contextSlots, before) : null;
+      if (part === 'kv') {
+        const [rows, pos] = [this.x!.rows(0, count), posT.rows(0, count)];
+        views.push(rows, pos);
+        model.layerKV(l, rows, { n, positionsTensor: pos, slotsTensor: contextSlots, dispose() {} }, cache);
+      } else {
+        model.layer(l, this.x!, { n, positionsTensor: posT, slotsTensor: setT, dispose() {} }, cache);
+      }
+      return kind && before ? rowDeviationOnDevice(cache, l, kind, contextSlots, before, devOut) : null;
     } finally {
-      slotsT.dispose();
       posT.dispose();
-      for (const t of before ?? []) t.dispose();
+      for (const t of [...views, ...(before ?? [])]) t.dispose();
     }
   }
 
   private stepDevice(l: number): void {
+    if (this.pending !== l) this.selectDevice(l);
+    this.pending = -1;
+    this.slotsByLayer.push(this.setT!);
+    this.setSpans.push(this.setSpan);
+    const early = this.shrinksEarly(l) && this.setT!.numel > this.querySlots.length;
+    const row = this.devRow(l);
+    this.devT = this.runLayer(l, this.setT!, early ? 'kv' : 'layer', row);
+    if (!this.devT) row.dispose();
+    this.devByLayer.push(this.devT);
+    this.devSpans.push(this.devT ? [l * this.arenaWidth, this.devT.numel] : null);
+    if (!early) return;
+    this.selectDevice(l + 1);
+    this.pending = l + 1;
+    this.runLayer(l, this.setT!, 'rest');
+  }
+
+  /** Layer l's row of the deviation arena, as long as its set's context part (a view). */
+  private devRow(l: number): Tensor {
+    const o = l * this.arenaWidth;
+    return this.devsT!.rows(o, o + this.setT!.numel - this.querySlots.length);
+  }
+
+  /** The set of layer l on the device: layer 0's from plan.select, later ones by the plan's deviceRule. */
+  private selectDevice(l: number): void {
     const { model, P } = this;
     const Q = this.querySlots.length;
     const device = model.device;
@@ -148,51 +223,59 @@ export class SelectiveRecompute {
       const first = this.plan.select(0, this.sel, null);
       subsetRows(first, this.sel, 0, this.policy.name);
       this.x = this.embedFirst(first);
-      this.slotsT = Tensor.fromTypedArray(Int32Array.from(first, (i) => P + i), undefined, { device });
-    } else {
-      const rule = this.plan.deviceRule!(l);
-      const count = this.slotsT!.numel;
-      if (rule !== 'keep' && rule < count) {
-        if (!(rule >= 0)) throw new InternalError(`policy ${this.policy.name} asked for ${rule} tokens on layer ${l}`);
-        if (!this.devT) throw new InternalError(`policy ${this.policy.name}: no deviation measured on layer ${l - 1}`);
-        const idx = Tensor.empty([rule + Q], { dtype: 'i32', device });
-        const slots = Tensor.empty([rule], { dtype: 'i32', device });
-        try {
-          const rows = idx.rows(0, rule), tail = idx.rows(rule, rule + Q);
-          try {
-            ops.topKRows(this.devT, rule, rows);
-            ops.gatherRows(this.slotsT!, rows, slots);
-            tail.write(Int32Array.from({ length: Q }, (_, q) => count + q));
-          } finally {
-            rows.dispose();
-            tail.dispose();
-          }
-          this.x = gatherInto(model, this.x!, idx);
-        } catch (e) {
-          slots.dispose();
-          throw e;
-        } finally {
-          idx.dispose();
-        }
-        this.slotsT = slots;
-      }
+      const W = first.length + Q, L = model.config.nLayers;
+      this.arenaWidth = W;
+      this.setsT = Tensor.empty([L * W], { dtype: 'i32', device });
+      this.devsT = Tensor.empty([L * W], { dtype: 'f32', device });
+      this.setsT.write(concatOffset([[first, P], [this.querySlots]]));
+      this.setT = this.setsT.rows(0, W);
+      this.setSpan = [0, W];
+      this.rampT = Tensor.fromTypedArray(iota(W), undefined, { device });
+      return;
     }
-    this.slotsByLayer.push(this.slotsT!);
-    this.devT = this.runLayer(l, this.slotsT!);
-    this.devByLayer.push(this.devT);
+    const rule = this.plan.deviceRule!(l);
+    const count = this.setT!.numel - Q;
+    if (rule === 'keep' || rule >= count) return;
+    if (!(rule >= 0)) throw new InternalError(`policy ${this.policy.name} asked for ${rule} tokens on layer ${l}`);
+    if (!this.devT) throw new InternalError(`policy ${this.policy.name}: no deviation measured on layer ${l - 1}`);
+    // idx: the kept context rows, then the query's rows (which follow the count context rows).
+    const idx = Tensor.empty([rule + Q], { dtype: 'i32', device });
+    const o = l * this.arenaWidth;
+    const set = this.setsT!.rows(o, o + rule + Q);
+    try {
+      const rows = idx.rows(0, rule), tail = idx.rows(rule, rule + Q), queryRows = this.rampT!.rows(count, count + Q);
+      try {
+        ops.topKRows(this.devT, rule, rows);
+        tail.copyFrom(queryRows);
+      } finally {
+        for (const t of [rows, tail, queryRows]) t.dispose();
+      }
+      ops.gatherRows(this.setT!, idx, set);
+      this.x = gatherInto(model, this.x!, idx);
+    } catch (e) {
+      set.dispose();
+      throw e;
+    } finally {
+      idx.dispose();
+    }
+    this.setT = set;
+    this.setSpan = [o, rule + Q];
   }
 
   /** Layer 0's hidden states: the embeddings of the chosen context tokens, then the query's. */
   private embedFirst(first: Int32Array): Tensor {
     const { P, N } = this;
     const Q = this.querySlots.length;
-    return this.model.embed([...Array.from(first, (i) => this.tokens[P + i]!), ...this.tokens.subarray(P + N, P + N + Q)]);
+    const ids = new Int32Array(first.length + Q);
+    for (let i = 0; i < first.length; i++) ids[i] = this.tokens[P + first[i]!]!;
+    ids.set(this.tokens.subarray(P + N, P + N + Q), first.length);
+    return this.model.embed(ids);
   }
 
   /** The query's final hidden states [Q, dim] ('last': only the last row); a view the caller disposes. */
   queryRows(which: 'all' | 'last'): Tensor {
     if (this.nextLayer !== this.model.config.nLayers) throw new InternalError('selective recompute: query rows read before the last layer ran');
-    const Q = this.querySlots.length, s = this.onDevice ? this.slotsT!.numel : this.sel.length;
+    const Q = this.querySlots.length, s = this.onDevice ? this.setT!.numel - Q : this.sel.length;
     return this.x!.rows(s + (which === 'last' ? Q - 1 : 0), s + Q);
   }
 
@@ -210,25 +293,28 @@ export class SelectiveRecompute {
     };
   }
 
-  /** Device mode: each layer's set (as context indices) and deviation, read back once per request. */
+  /** Device mode: each layer's set (as context indices) and deviation, read back from the arenas. */
   private readBack(): void {
     if (this.selected.length === this.slotsByLayer.length) return;
-    const sets = new Map<Tensor, Int32Array>();
-    for (const t of this.slotsByLayer) {
-      if (!sets.has(t)) sets.set(t, Int32Array.from(t.toTypedArray() as Int32Array, (s) => s - this.P));
-      this.selected.push(sets.get(t)!);
+    const slots = this.setsT!.toTypedArray() as Int32Array, devs = this.devsT!.toTypedArray() as Float32Array;
+    const Q = this.querySlots.length, P = this.P;
+    const sets = new Map<number, Int32Array>();
+    for (const [o, len] of this.setSpans) {
+      if (!sets.has(o)) sets.set(o, concatOffset([[slots.subarray(o, o + len - Q), -P]]));  // the query's slots follow
+      this.selected.push(sets.get(o)!);
     }
-    for (const t of this.devByLayer) this.deviations.push(t ? Float64Array.from(t.toTypedArray() as Float32Array) : null);
+    for (const span of this.devSpans) this.deviations.push(span ? new Float64Array(devs.subarray(span[0], span[0] + span[1])) : null);
   }
 
   dispose(): void {
     this.x?.dispose();
     this.x = null;
-    for (const t of new Set([...this.slotsByLayer, ...(this.slotsT ? [this.slotsT] : []), ...this.devByLayer, this.devT, this.queryT]))
+    for (const t of new Set([...this.slotsByLayer, ...(this.setT ? [this.setT] : []), ...this.devByLayer, this.devT, this.rampT,
+      this.setsT, this.devsT]))
       t?.dispose();
     this.slotsByLayer.length = 0;
     this.devByLayer.length = 0;
-    this.slotsT = this.devT = this.queryT = null;
+    this.setT = this.devT = this.rampT = this.setsT = this.devsT = null;
   }
 }
 

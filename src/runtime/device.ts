@@ -62,13 +62,23 @@ export function cudaAvailable(): boolean {
   }
 }
 
+/**
+ * Whether CUDA works and how many devices it has: fixed for the life of the process (the addon probes
+ * once), so asked once; every device tensor allocation checks its device against it.
+ */
+let cudaFacts: { available: boolean; reason: string; devices: number } | null = null;
+
 /** Throws DeviceError naming the reason when `device` cannot be used. */
 export function checkDevice(device: Device): void {
   if (!device.isCuda) return;
-  const s = cudaStatus();
-  if (!s.available) throw new DeviceError(`${device} requested but CUDA is not available: ${s.reason}`);
-  if (device.index >= s.devices.length)
-    throw new DeviceError(`${device} requested but only ${s.devices.length} CUDA device(s) exist`);
+  if (!cudaFacts) {
+    const s = cudaStatus();
+    cudaFacts = { available: s.available, reason: s.reason, devices: s.devices.length };
+  }
+  const f = cudaFacts;
+  if (!f.available) throw new DeviceError(`${device} requested but CUDA is not available: ${f.reason}`);
+  if (device.index >= f.devices)
+    throw new DeviceError(`${device} requested but only ${f.devices} CUDA device(s) exist`);
 }
 
 /**
