@@ -195,6 +195,21 @@ test('device-side selection (deviceRule + topKRows) = selection on the host: sam
   }
 });
 
+test('the check layer\'s early shrink (K/V of every token, the full layer on the survivors) = the full layer on every token first', () => {
+  // Without declared check layers the fusor runs the check layer whole and shrinks one layer later.
+  const late = (p: SelectionPolicy): SelectionPolicy => ({ ...p, plan: (c) => ({ ...p.plan(c), checkLayers: [] }) });
+  for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const) {
+    for (const [policy, label] of [[makePolicy(name, { ratio: 0.15 }), 'device'], [hostSelecting(makePolicy(name, { ratio: 0.15 })), 'host']] as const) {
+      const early = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy });
+      const whole = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: late(policy) });
+      assert.equal(early.selected.map((s) => Array.from(s)), whole.selected.map((s) => Array.from(s)), `${name} ${label}: sets`);
+      assert.equal(early.deviations.map((d) => d && Array.from(d)), whole.deviations.map((d) => d && Array.from(d)), `${name} ${label}: deviations`);
+      assert.equal(relErr(early.logits, whole.logits), 0, `${name} ${label}: logits`);
+      for (const r of [early, whole]) r.cache.dispose();
+    }
+  }
+});
+
 test('each policy reports its recompute ratio and compute fraction (N = 256, 5 layers, r = 0.15)', () => {
   const N = 256, L = 5;
   const k = Math.round(0.15 * N); // 38
