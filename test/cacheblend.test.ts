@@ -43,6 +43,7 @@ const RANDOM: Record<string, ModelConfig> = {
   llama: { ...base, architecture: 'llama', ropeTheta: 10000, ropeScaling: null, qkvBias: false },
   'llama3-scaled': { ...base, architecture: 'llama', ropeTheta: 500000, qkvBias: false,
     ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 } },
+  mistral: { ...base, architecture: 'mistral', ropeTheta: 1000000, ropeScaling: null, qkvBias: false },
   'qwen2-bias': { ...base, architecture: 'qwen2', ropeTheta: 1000000, ropeScaling: null, qkvBias: true, nKvHeads: 1 },
 };
 
@@ -128,7 +129,7 @@ test('gates on stories260K: full-recompute = full prefill (<= 1e-5), full-reuse 
   for (const r of [full, reuse]) r.cache.dispose();
 });
 
-test('gates on random llama, llama3-scaled and qwen2 (QKV bias, MQA) models, odd chunk sizes', () => {
+test('gates on random llama, llama3-scaled, mistral and qwen2 (QKV bias, MQA) models, odd chunk sizes', () => {
   for (const [name, cfg] of Object.entries(RANDOM)) {
     const m = Model.random(cfg, { seed: 11 });
     const parts = [19, 23, 31].map((n, i) => randomTokens(n, 100 + i, cfg.vocabSize));
