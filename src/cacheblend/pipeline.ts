@@ -35,7 +35,7 @@ export interface PipelinedFuseRequest extends Omit<FuseRequest, 'chunks'> {
   /**
    * Layers requested ahead of the one being recomputed (at least 1). Default 4: on an H100 with 7B
    * KV from pinned host memory, cacheblend-15%'s TTFT was 34.5 / 34.4 / 28.9 / 37.8 ms at 1 / 2 /
-   * 4 / 32 (results/bench-blend-mistral7b-h100.json): deep enough that the copy stream never runs
+   * 4 / 32 (session 3's results/bench-blend-mistral7b-h100.json, in git history): deep enough that the copy stream never runs
    * dry, shallow enough that copies do not crowd the compute's memory traffic.
    */
   prefetch?: number;
