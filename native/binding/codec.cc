@@ -272,38 +272,59 @@ Napi::Value codec_decode(const Napi::CallbackInfo& info) {
   });
 }
 
+// The sample KV of a profile pass (arguments 0-3: kv on the host, dtype, dims, options), checked.
+struct ProfileSample {
+  codec::KvInput in;
+  codec::CachegenOptions opt;
+  std::vector<int32_t> pos;
+  std::shared_ptr<Storage> kv;
+};
+
+ProfileSample profile_sample(const Napi::CallbackInfo& info, const char* fn) {
+  ProfileSample p;
+  p.kv = arg_storage(info, 0, fn, "kv");
+  DType dt = arg_dtype(info, 1, fn, "dtype");
+  codec::Shape shape = arg_shape(info, 2, fn);
+  if (!info[3].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
+  if (p.kv->device != kHost) fail(Code::Device, std::string(fn) + ": profiles are built from host KV");
+  if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)
+    fail(Code::DType, std::string(fn) + ": KV must be f32, f16 or bf16");
+  check_range(*p.kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
+  p.opt = cachegen_options(info[3].As<Napi::Object>(), fn);
+  p.pos.assign(shape.tokens, 0);
+  p.in.data = p.kv->data;
+  p.in.dtype = dt;
+  p.in.shape = shape;
+  p.in.positions = p.pos.data();
+  return p;
+}
+
+// Argument i: a Float64Array a pass adds into (empty when null or undefined).
+std::vector<double> running_sums(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  if (info[i].IsUndefined() || info[i].IsNull()) return {};
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    fail(Code::Arg, where(fn, name) + ": expected a Float64Array");
+  auto c = info[i].As<Napi::Float64Array>();
+  return std::vector<double>(c.Data(), c.Data() + c.ElementLength());
+}
+
+template <class T>
+Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<T>& v) {
+  auto r = Napi::Float64Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<double>(v[i]);
+  return r;
+}
+
 // cachegenCount(kv, dtype, dims, options, counts: Float64Array | null) -> Float64Array (counts added)
 Napi::Value cachegen_count(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "cachegenCount";
-    auto kv = arg_storage(info, 0, fn, "kv");
-    DType dt = arg_dtype(info, 1, fn, "dtype");
-    codec::Shape shape = arg_shape(info, 2, fn);
-    if (!info[3].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
-    Napi::Object o = info[3].As<Napi::Object>();
-    if (kv->device != kHost) fail(Code::Device, std::string(fn) + ": profiles are built from host KV");
-    if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)
-      fail(Code::DType, std::string(fn) + ": KV must be f32, f16 or bf16");
-    check_range(*kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
-    codec::CachegenOptions opt = cachegen_options(o, fn);
-    std::vector<int32_t> pos(shape.tokens, 0);
-    codec::KvInput in;
-    in.data = kv->data;
-    in.dtype = dt;
-    in.shape = shape;
-    in.positions = pos.data();
-    std::vector<uint64_t> counts;
-    if (!info[4].IsUndefined() && !info[4].IsNull()) {
-      if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-        fail(Code::Arg, where(fn, "counts") + ": expected a Float64Array");
-      auto c = info[4].As<Napi::Float64Array>();
-      counts.resize(c.ElementLength());
-      for (size_t i = 0; i < counts.size(); ++i) counts[i] = static_cast<uint64_t>(c[i]);
-    }
-    codec::cachegen_count(in, opt, counts);
-    auto r = Napi::Float64Array::New(info.Env(), counts.size());
-    for (size_t i = 0; i < counts.size(); ++i) r[i] = static_cast<double>(counts[i]);
-    return r;
+    ProfileSample p = profile_sample(info, fn);
+    std::vector<double> prev = running_sums(info, 4, fn, "counts");
+    std::vector<uint64_t> counts(prev.size());
+    for (size_t i = 0; i < prev.size(); ++i) counts[i] = static_cast<uint64_t>(prev[i]);
+    codec::cachegen_count(p.in, p.opt, counts);
+    return to_float64_array(info.Env(), counts);
   });
 }
 
@@ -312,32 +333,10 @@ Napi::Value cachegen_count(const Napi::CallbackInfo& info) {
 Napi::Value cachegen_reference_sums(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "cachegenReferenceSums";
-    auto kv = arg_storage(info, 0, fn, "kv");
-    DType dt = arg_dtype(info, 1, fn, "dtype");
-    codec::Shape shape = arg_shape(info, 2, fn);
-    if (!info[3].IsObject()) fail(Code::Arg, where(fn, "options") + ": expected an object");
-    if (kv->device != kHost) fail(Code::Device, std::string(fn) + ": profiles are built from host KV");
-    if (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)
-      fail(Code::DType, std::string(fn) + ": KV must be f32, f16 or bf16");
-    check_range(*kv, 0, static_cast<size_t>(shape.values()) * dtype_size(dt), fn, "kv");
-    codec::CachegenOptions opt = cachegen_options(info[3].As<Napi::Object>(), fn);
-    std::vector<int32_t> pos(shape.tokens, 0);
-    codec::KvInput in;
-    in.data = kv->data;
-    in.dtype = dt;
-    in.shape = shape;
-    in.positions = pos.data();
-    std::vector<double> sums;
-    if (!info[4].IsUndefined() && !info[4].IsNull()) {
-      if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-        fail(Code::Arg, where(fn, "sums") + ": expected a Float64Array");
-      auto c = info[4].As<Napi::Float64Array>();
-      sums.assign(c.Data(), c.Data() + c.ElementLength());
-    }
-    codec::cachegen_reference_sums(in, opt, sums);
-    auto r = Napi::Float64Array::New(info.Env(), sums.size());
-    for (size_t i = 0; i < sums.size(); ++i) r[i] = sums[i];
-    return r;
+    ProfileSample p = profile_sample(info, fn);
+    std::vector<double> sums = running_sums(info, 4, fn, "sums");
+    codec::cachegen_reference_sums(p.in, p.opt, sums);
+    return to_float64_array(info.Env(), sums);
   });
 }
 
