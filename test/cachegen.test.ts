@@ -371,4 +371,22 @@ test('bench (CPU path): relative RMSE, encode, decode and size rows for each chu
   for (const r of j.rows.filter((r) => r.metric.startsWith('relRmse'))) assert.ok(r.value < 0.5, `${r.metric} ${r.value}`);
 });
 
+test('bench quality rows: each level and baseline decoded, a continuation run on it, KL and top-1 vs exact KV', () => {
+  const j = codecBench(model, { tokens: [40], reps: 1, level: 'high,low', quality: 24 });
+  const q = j.rows.filter((r) => (r.case as { part?: string }).part === 'quality');
+  const runs = [...new Set(q.map((r) => `${(r.case as { codec: string }).codec}/${(r.case as { level: string }).level}`))];
+  assert.equal(runs, ['cachegen/high', 'cachegen/low', 'cachegen-released/default', 'kivi2/g32', 'int4-channel/default']);
+  for (const run of runs) {
+    const of = (m: string) => q.find((r) => `${(r.case as { codec: string }).codec}/${(r.case as { level: string }).level}` === run && r.metric === m)!.value;
+    assert.ok(of('continuationKL') >= 0 && of('continuationKL') < 1, `${run} KL ${of('continuationKL')}`);
+    assert.ok(of('continuationTop1') >= 0 && of('continuationTop1') <= 1);
+    assert.ok(Number.isFinite(of('bitsPerValue')) && of('bitsPerValue') > 0);
+  }
+  // Each codec's own container: a coarser one is smaller.
+  const bits = (codec: string, level: string) => q.find((r) => (r.case as { codec: string }).codec === codec && (r.case as { level: string }).level === level && r.metric === 'bitsPerValue')!.value;
+  assert.ok(bits('cachegen', 'low') < bits('cachegen', 'high'));
+  assert.throws(() => codecBench(model, { tokens: [40], reps: 1, quality: 1 }), (e: unknown) => e instanceof ArgumentError);
+  assert.throws(() => codecBench(model, { tokens: [500], reps: 1, quality: 64 }), (e: unknown) => e instanceof ArgumentError);
+});
+
 test.run();

@@ -11,6 +11,12 @@
  * card's peak memory bandwidth; `fractionOfFloor` is value / floor. Before timing, the CUDA
  * container is compared byte for byte with the host encoder's (for chunks up to `parityMaxTokens`).
  * CPU: wall time of encode() and decode() on host KV.
+ *
+ * With `quality` (continuation tokens), the longest chunk also goes through each cachegen level and
+ * the baselines LMCache and KIVI stand for (cachegen-released: LMCache's quantisation; kivi2 g32;
+ * int4-channel), and the model runs a continuation on each decoded KV: mean KL and top-1 agreement
+ * against exact KV (DESIGN.md), beside bits per value and relative RMSE, so sizes compare at a
+ * quality the model sees, not only at an error of the values.
  */
 import type { Model } from '../model/model.js';
 import { cudaStatus } from '../runtime/device.js';
@@ -21,7 +27,9 @@ import { benchJson, type BenchJson, type BenchRow } from '../runtime/bench-json.
 import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
 import { modelFingerprint } from '../model/fingerprint.js';
-import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL } from './levels.js';
+import { continuationLogits } from '../eval/kv-continuation.js';
+import { continuationQuality } from '../eval/quality.js';
+import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, type CachegenLevel } from './levels.js';
 import { codecAddon } from './native.js';
 import { writeFileSync } from 'node:fs';
 import { getCodec } from './registry.js';
@@ -48,6 +56,8 @@ export interface CodecBenchOptions {
    * same bytes.
    */
   saveKv?: string;
+  /** Continuation tokens of the quality rows (0 or absent: none); see the module comment. */
+  quality?: number;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -116,9 +126,12 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   const fp = modelFingerprint(c);
   const codec = getCodec('cachegen');
   const maxT = Math.max(...lengths);
-  const ids = Array.from({ length: maxT }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 0) % c.vocabSize);
+  const quality = o.quality ?? 0;
+  if (!Number.isInteger(quality) || quality < 0 || quality === 1 || maxT + quality > c.maxSeqLen)
+    throw new ArgumentError(`quality: continuation tokens must be 0 or an integer >= 2 with ${maxT} + them within the model's ${c.maxSeqLen}`);
+  const ids = Array.from({ length: maxT + quality }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 0) % c.vocabSize);
   o.onProgress?.(`prefill ${maxT} tokens on ${device}`);
-  const { cache } = model.prefill(ids, { logits: 'none', capacity: maxT });
+  const { cache } = model.prefill(ids.slice(0, maxT), { logits: 'none', capacity: maxT });
   const rows: CodecBenchRow[] = [];
   const peak = device.isCuda ? cudaStatus().devices[device.index]?.peakBandwidthGBs ?? null : null;
   try {
@@ -197,8 +210,46 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
         kv.dispose();
       }
     }
+    if (quality > 0) rows.push(...qualityRows(model, cache.exportSpan(0, maxT), ids.slice(maxT), levels, o.onProgress));
   } finally {
     cache.dispose();
   }
   return benchJson('codec', device, o.argv ?? ['codec', 'bench'], rows);
+}
+
+/** The quality rows (module comment) of one span; disposes the span's KV. */
+function qualityRows(model: Model, exact: { kv: Tensor; positions: Int32Array }, continuation: number[], levels: readonly CachegenLevel[],
+  onProgress?: (message: string) => void): CodecBenchRow[] {
+  const c = model.config, T = exact.positions.length;
+  const rows: CodecBenchRow[] = [];
+  const f16 = exact.kv.dtype === 'f16' ? exact.kv : exact.kv.cast('f16');
+  const span = { kv: f16, positions: exact.positions, fingerprint: modelFingerprint(c) };
+  const runs: [string, string][] = [...levels.map((l) => ['cachegen', l.name] as [string, string]),
+    ['cachegen-released', 'default'], ['kivi2', 'g32'], ['int4-channel', 'default']];
+  try {
+    onProgress?.(`exact continuation of ${continuation.length} tokens after ${T}`);
+    const reference = continuationLogits(model, exact.kv, exact.positions, continuation);
+    for (const [name, level] of runs) {
+      onProgress?.(`quality: ${name} ${level}`);
+      const codec = getCodec(name);
+      const bytes = codec.encode(span, { level });
+      const decoded = codec.decode(bytes, { device: model.device, dtype: model.dtype }).kv;
+      try {
+        const q = continuationQuality(reference, continuationLogits(model, decoded, exact.positions, continuation), c.vocabSize, continuation.slice(1));
+        const caseOf = { part: 'quality', codec: name, level, tokens: T, continuation: continuation.length, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
+        const st = containerStats(bytes);
+        rows.push({ case: { ...caseOf, bytes: bytes.length }, metric: 'bitsPerValue', value: st.bitsPerValue, unit: 'bits', baseline: 'fp16',
+          ratioToBaseline: st.ratioVsFp16, floor: null });
+        rows.push(...rmseRows(caseOf, exact.kv, decoded));
+        for (const [metric, value, unit] of [['continuationKL', q.kl, 'nats'], ['continuationTop1', q.top1, 'ratio'], ['continuationPplDeltaPct', q.pplDeltaPct, '%']] as const)
+          rows.push({ case: caseOf, metric, value, unit, baseline: null, ratioToBaseline: null, floor: null });
+      } finally {
+        decoded.dispose();
+      }
+    }
+  } finally {
+    if (f16 !== exact.kv) f16.dispose();
+    exact.kv.dispose();
+  }
+  return rows;
 }

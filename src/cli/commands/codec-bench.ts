@@ -26,6 +26,7 @@ export async function codecBenchCommand(values: Values, io: CliIO): Promise<numb
     const argv = ['codec', 'bench', ...process.argv.slice(4)];
     const j = codecBench(model, {
       tokens, reps: num(values, 'reps', 'codec bench') ?? 10, level: str(values, 'level'), argv, saveKv: str(values, 'save-kv'),
+      quality: num(values, 'quality', 'codec bench') ?? 0,
       onProgress: values.json ? undefined : (m) => io.err(`  ${m}`),
     });
     const text = JSON.stringify(j, null, 1);

@@ -104,6 +104,7 @@ export const codecCommand: Command = {
     level: { type: 'string', value: 'NAME', help: 'bench: cachegen level(s), comma-separated (default: the default level)' },
     out: { type: 'string', value: 'FILE', help: 'bench: also write the JSON here' },
     'save-kv': { type: 'string', value: 'FILE', help: 'bench: write the longest chunk\'s KV as raw fp16 [layers][K|V][tokens][heads][dim] (to time another codec on the same bytes)' },
+    quality: { type: 'string', value: 'N', help: 'bench: N continuation tokens on each level\'s and baseline\'s decoded KV of the longest chunk: KL and top-1 vs exact KV' },
   },
   async run(values, pos, io) {
     if (pos[0] === 'eval') return codecEvalCommand(values, io);
