@@ -6,7 +6,9 @@
  * Layer l runs (Model.layer) on the query tokens (always) plus the plan's context tokens at their
  * absolute positions: their fresh K/V overwrite the reused ones in their slots and they attend over
  * every slot at a position <= theirs. Hidden states: x = embed(tokens) on layer 0; each layer's
- * output rows of the tokens still selected feed the next (rows gathered as the set shrinks).
+ * output rows of the tokens still selected feed the next (rows gathered as the set shrinks). On a
+ * check layer the set shrinks inside the layer (shrinksEarly): every token's K/V, then the rest of
+ * the layer on the tokens that go on.
  *
  * Two ways to choose each layer's set: on the host through the plan's select() (any policy), or, for
  * plans that state a deviceRule (HKVD's keep / top-k), on the model's device, where the set, the
