@@ -17,7 +17,7 @@ import type { ModelConfig } from '../src/model/config.js';
 import { ArgumentError, DTypeError, InternalError, ShapeError } from '../src/runtime/errors.js';
 import { STORIES_BIN } from './support/models.js';
 import { relErr, rng } from './support/reference.js';
-import { concatenatedLogits } from './support/cacheblend.js';
+import { assertSameFusion, concatenatedLogits } from './support/cacheblend.js';
 import { hostSelecting } from './support/host-select.js';
 import { topK } from '../src/cacheblend/policies.js';
 import * as ops from '../src/runtime/ops.js';
@@ -183,32 +183,19 @@ test('topKRows (CPU) = the policies\' topK: k largest, ties to the lower row, as
 });
 
 test('device-side selection (deviceRule + topKRows) = selection on the host: same sets, deviations, logits', () => {
-  for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const) {
+  for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const)
     for (const ratio of [0, 0.01, 0.1, 0.15, 0.3]) {
       const p = makePolicy(name, { ratio });
-      const dev = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: p });
-      const host = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: hostSelecting(p) });
-      assert.equal(dev.selected.map((s) => Array.from(s)), host.selected.map((s) => Array.from(s)), `${name} ${ratio}: sets`);
-      assert.equal(dev.deviations.map((d) => d && Array.from(d)), host.deviations.map((d) => d && Array.from(d)), `${name} ${ratio}: deviations`);
-      assert.equal(relErr(dev.logits, host.logits), 0, `${name} ${ratio}: logits`);
-      for (const r of [dev, host]) r.cache.dispose();
+      assertSameFusion(bin, { prefix: BOS, chunks, query: storyQuery }, p, hostSelecting(p), `${name} ${ratio}`);
     }
-  }
 });
 
 test('the check layer\'s early shrink (K/V of every token, the full layer on the survivors) = the full layer on every token first', () => {
   // Without declared check layers the fusor runs the check layer whole and shrinks one layer later.
   const late = (p: SelectionPolicy): SelectionPolicy => ({ ...p, plan: (c) => ({ ...p.plan(c), checkLayers: [] }) });
-  for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const) {
-    for (const [policy, label] of [[makePolicy(name, { ratio: 0.15 }), 'device'], [hostSelecting(makePolicy(name, { ratio: 0.15 })), 'host']] as const) {
-      const early = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy });
-      const whole = fuse(bin, { prefix: BOS, chunks, query: storyQuery, policy: late(policy) });
-      assert.equal(early.selected.map((s) => Array.from(s)), whole.selected.map((s) => Array.from(s)), `${name} ${label}: sets`);
-      assert.equal(early.deviations.map((d) => d && Array.from(d)), whole.deviations.map((d) => d && Array.from(d)), `${name} ${label}: deviations`);
-      assert.equal(relErr(early.logits, whole.logits), 0, `${name} ${label}: logits`);
-      for (const r of [early, whole]) r.cache.dispose();
-    }
-  }
+  for (const name of ['cacheblend', 'cacheblend-released', 'lmcache-v1'] as const)
+    for (const [policy, label] of [[makePolicy(name, { ratio: 0.15 }), 'device'], [hostSelecting(makePolicy(name, { ratio: 0.15 })), 'host']] as const)
+      assertSameFusion(bin, { prefix: BOS, chunks, query: storyQuery }, policy, late(policy), `${name} ${label}`);
 });
 
 test('each policy reports its recompute ratio and compute fraction (N = 256, 5 layers, r = 0.15)', () => {
