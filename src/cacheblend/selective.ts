@@ -52,27 +52,23 @@ export class SelectiveRecompute {
   private x: Tensor | null = null;
   private nextLayer = 0;
   /**
-   * Device-side selection (plans with deviceRule): the current set as cache slots (i32 [count]) and
-   * its deviation on the layer before (f32 [count]) stay on the model's device; each layer's set and
-   * deviation are kept there and read back once, by outcome().
+   * Device-side selection (plans with deviceRule): the current set (setT) and its deviation on the
+   * layer before (devT) stay on the model's device. Every layer's set and deviation are written into
+   * two arenas (rows of [count + Q] slots, of [count] deviations), read back in two copies by
+   * outcome(); the spans say where each layer's are. setT and devT are views into the arenas, held in
+   * `views` until dispose().
    */
   private readonly onDevice: boolean;
   /** The set as cache slots, the query's last: i32 [count + Q] (the layer's batch slots as they are). */
   private setT: Tensor | null = null;
   private devT: Tensor | null = null;
-  private readonly slotsByLayer: Tensor[] = [];
-  private readonly devByLayer: (Tensor | null)[] = [];
-  /**
-   * Device mode: every layer's set and deviation are written into two arenas (rows of [count + Q]
-   * slots, of [count] deviations), so that outcome() reads them back in two copies, not one per
-   * layer; the spans say where each layer's are.
-   */
   private setsT: Tensor | null = null;
   private devsT: Tensor | null = null;
   private arenaWidth = 0;
   private readonly setSpans: (readonly [number, number])[] = [];
   private readonly devSpans: (readonly [number, number] | null)[] = [];
   private setSpan: readonly [number, number] = [0, 0];
+  private readonly views: Tensor[] = [];
   /** 0, 1, 2, ... on the device: its rows [count, count + Q) index the query's rows after `count` context rows. */
   private rampT: Tensor | null = null;
   /** The layer whose set an early shrink (shrinksEarly) already chose, or -1. */
@@ -97,12 +93,53 @@ export class SelectiveRecompute {
     this.onDevice = this.plan.deviceRule !== undefined;
   }
 
-  /** Runs layer l (layers run in order 0, 1, ...): its context KV must be in the cache by now. */
+  /**
+   * Runs layer l (layers run in order 0, 1, ...): its context KV must be in the cache by now. The set
+   * comes from the previous layer's (select), unless an early shrink on layer l - 1 chose it already;
+   * a check layer that shrinks early runs in two parts around the next layer's selection.
+   */
   step(l: number): void {
     if (l !== this.nextLayer) throw new InternalError(`selective recompute ran layer ${l} after layer ${this.nextLayer - 1}`);
-    if (this.onDevice) this.stepDevice(l);
-    else this.stepHost(l);
+    if (this.pending !== l) this.select(l);
+    this.pending = -1;
+    const early = this.shrinksEarly(l) && this.contextCount() > 0;
+    this.measure(l, early ? 'kv' : 'layer');
+    if (early) {
+      this.select(l + 1);
+      this.pending = l + 1;
+      this.rest(l);
+    }
     this.nextLayer++;
+  }
+
+  /** Context tokens in the current set. */
+  private contextCount(): number {
+    return this.onDevice ? this.setT!.numel - this.querySlots.length : this.sel.length;
+  }
+
+  private select(l: number): void {
+    if (this.onDevice) this.selectDevice(l);
+    else this.selectHost(l);
+  }
+
+  /** Runs `part` of layer l on the current set and records its deviation (null where none is measured). */
+  private measure(l: number, part: 'layer' | 'kv'): void {
+    if (!this.onDevice) {
+      this.dev = this.runHost(l, part);
+      this.deviations.push(this.dev);
+      return;
+    }
+    this.setSpans.push(this.setSpan);
+    const row = this.devsT!.rows(l * this.arenaWidth, l * this.arenaWidth + this.contextCount());
+    this.views.push(row);
+    this.devT = this.runLayer(l, this.setT!, part, row);
+    this.devSpans.push(this.devT ? [l * this.arenaWidth, this.devT.numel] : null);
+  }
+
+  /** The rest of layer l after its K/V pass, on the set chosen for layer l + 1. */
+  private rest(l: number): void {
+    if (this.onDevice) this.runLayer(l, this.setT!, 'rest');
+    else this.runHost(l, 'rest');
   }
 
   /**
@@ -117,21 +154,6 @@ export class SelectiveRecompute {
     return l + 1 < this.model.config.nLayers && this.plan.checkLayers.includes(l) && this.plan.measureAt(l) !== null;
   }
 
-  private stepHost(l: number): void {
-    if (this.pending !== l) this.selectHost(l);
-    this.pending = -1;
-    if (!this.shrinksEarly(l) || this.sel.length === 0) {
-      this.dev = this.runHost(l, 'layer');
-      this.deviations.push(this.dev);
-      return;
-    }
-    this.dev = this.runHost(l, 'kv');
-    this.deviations.push(this.dev);
-    this.selectHost(l + 1);
-    this.pending = l + 1;
-    this.runHost(l, 'rest');
-  }
-
   /** The set of layer l from the previous one (plan.select), its hidden rows gathered; recorded. */
   private selectHost(l: number): void {
     const Q = this.querySlots.length;
@@ -140,7 +162,7 @@ export class SelectiveRecompute {
     if (l === 0) {
       this.x = this.embedFirst(next);
     } else if (next.length !== this.sel.length) {
-      this.x = gatherInto(this.model, this.x!, Int32Array.from([...keep, ...Array.from({ length: Q }, (_, q) => this.sel.length + q)]));
+      this.x = gatherInto(this.model, this.x!, concatOffset([[keep], [iota(Q), this.sel.length]]));
     }
     this.sel = next;
     this.selected.push(next);
@@ -193,29 +215,6 @@ export class SelectiveRecompute {
     }
   }
 
-  private stepDevice(l: number): void {
-    if (this.pending !== l) this.selectDevice(l);
-    this.pending = -1;
-    this.slotsByLayer.push(this.setT!);
-    this.setSpans.push(this.setSpan);
-    const early = this.shrinksEarly(l) && this.setT!.numel > this.querySlots.length;
-    const row = this.devRow(l);
-    this.devT = this.runLayer(l, this.setT!, early ? 'kv' : 'layer', row);
-    if (!this.devT) row.dispose();
-    this.devByLayer.push(this.devT);
-    this.devSpans.push(this.devT ? [l * this.arenaWidth, this.devT.numel] : null);
-    if (!early) return;
-    this.selectDevice(l + 1);
-    this.pending = l + 1;
-    this.runLayer(l, this.setT!, 'rest');
-  }
-
-  /** Layer l's row of the deviation arena, as long as its set's context part (a view). */
-  private devRow(l: number): Tensor {
-    const o = l * this.arenaWidth;
-    return this.devsT!.rows(o, o + this.setT!.numel - this.querySlots.length);
-  }
-
   /** The set of layer l on the device: layer 0's from plan.select, later ones by the plan's deviceRule. */
   private selectDevice(l: number): void {
     const { model, P } = this;
@@ -231,6 +230,7 @@ export class SelectiveRecompute {
       this.devsT = Tensor.empty([L * W], { dtype: 'f32', device });
       this.setsT.write(concatOffset([[first, P], [this.querySlots]]));
       this.setT = this.setsT.rows(0, W);
+      this.views.push(this.setT);
       this.setSpan = [0, W];
       this.rampT = Tensor.fromTypedArray(iota(W), undefined, { device });
       return;
@@ -244,6 +244,7 @@ export class SelectiveRecompute {
     const idx = Tensor.empty([rule + Q], { dtype: 'i32', device });
     const o = l * this.arenaWidth;
     const set = this.setsT!.rows(o, o + rule + Q);
+    this.views.push(set);
     try {
       const rows = idx.rows(0, rule), tail = idx.rows(rule, rule + Q), queryRows = this.rampT!.rows(count, count + Q);
       try {
@@ -254,9 +255,6 @@ export class SelectiveRecompute {
       }
       ops.gatherRows(this.setT!, idx, set);
       this.x = gatherInto(model, this.x!, idx);
-    } catch (e) {
-      set.dispose();
-      throw e;
     } finally {
       idx.dispose();
     }
@@ -297,7 +295,7 @@ export class SelectiveRecompute {
 
   /** Device mode: each layer's set (as context indices) and deviation, read back from the arenas. */
   private readBack(): void {
-    if (this.selected.length === this.slotsByLayer.length) return;
+    if (this.selected.length === this.setSpans.length) return;
     const slots = this.setsT!.toTypedArray() as Int32Array, devs = this.devsT!.toTypedArray() as Float32Array;
     const Q = this.querySlots.length, P = this.P;
     const sets = new Map<number, Int32Array>();
@@ -311,11 +309,8 @@ export class SelectiveRecompute {
   dispose(): void {
     this.x?.dispose();
     this.x = null;
-    for (const t of new Set([...this.slotsByLayer, ...(this.setT ? [this.setT] : []), ...this.devByLayer, this.devT, this.rampT,
-      this.setsT, this.devsT]))
-      t?.dispose();
-    this.slotsByLayer.length = 0;
-    this.devByLayer.length = 0;
+    for (const t of [...this.views, this.rampT, this.setsT, this.devsT]) t?.dispose();
+    this.views.length = 0;
     this.setT = this.devT = this.rampT = this.setsT = this.devsT = null;
   }
 }
