@@ -12,23 +12,33 @@ function parts(kind: DeviationKind): readonly (0 | 1)[] {
   return kind === 'kv' ? [0, 1] : kind === 'k' ? [0] : [1];
 }
 
+/** `fn` with `slots` as an i32 tensor on the cache's device (uploaded for the call when given on the host). */
+function withSlots<T>(cache: KVCache, slots: Int32Array | Tensor, fn: (idx: Tensor) => T): T {
+  if (slots instanceof Tensor) return fn(slots);
+  const idx = Tensor.fromTypedArray(slots, undefined, { device: cache.device });
+  try {
+    return fn(idx);
+  } finally {
+    idx.dispose();
+  }
+}
+
 /** Device copies of layer l's K and/or V rows in `slots` (host, or i32 on the cache's device; the caller disposes them). */
 export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array | Tensor): Tensor[] {
-  const idx = slots instanceof Tensor ? slots : Tensor.fromTypedArray(slots, undefined, { device: cache.device });
-  const out: Tensor[] = [];
-  try {
-    for (const p of parts(kind)) {
-      const t = Tensor.empty([idx.numel, cache.layout.nKvHeads, cache.layout.headDim], { dtype: cache.dtype, device: cache.device });
-      out.push(t);
-      ops.gatherRows(cache.slab(l, p), idx, t);
+  return withSlots(cache, slots, (idx) => {
+    const out: Tensor[] = [];
+    try {
+      for (const p of parts(kind)) {
+        const t = Tensor.empty([idx.numel, cache.layout.nKvHeads, cache.layout.headDim], { dtype: cache.dtype, device: cache.device });
+        out.push(t);
+        ops.gatherRows(cache.slab(l, p), idx, t);
+      }
+      return out;
+    } catch (e) {
+      for (const t of out) t.dispose();
+      throw e;
     }
-    return out;
-  } catch (e) {
-    for (const t of out) t.dispose();
-    throw e;
-  } finally {
-    if (idx !== slots) idx.dispose();
-  }
+  });
 }
 
 /**
@@ -38,17 +48,16 @@ export function snapshotRows(cache: KVCache, l: number, kind: DeviationKind, slo
  */
 export function rowDeviationOnDevice(cache: KVCache, l: number, kind: DeviationKind, slots: Int32Array | Tensor, before: readonly Tensor[],
   out?: Tensor): Tensor {
-  const idx = slots instanceof Tensor ? slots : Tensor.fromTypedArray(slots, undefined, { device: cache.device });
-  const sums = out ?? Tensor.empty([idx.numel], { dtype: 'f32', device: cache.device });
-  try {
-    parts(kind).forEach((p, i) => ops.rowSqDiff(before[i]!, cache.slab(l, p), sums, i > 0, undefined, idx));
-    return sums;
-  } catch (e) {
-    if (sums !== out) sums.dispose();
-    throw e;
-  } finally {
-    if (idx !== slots) idx.dispose();
-  }
+  return withSlots(cache, slots, (idx) => {
+    const sums = out ?? Tensor.empty([idx.numel], { dtype: 'f32', device: cache.device });
+    try {
+      parts(kind).forEach((p, i) => ops.rowSqDiff(before[i]!, cache.slab(l, p), sums, i > 0, undefined, idx));
+      return sums;
+    } catch (e) {
+      if (sums !== out) sums.dispose();
+      throw e;
+    }
+  });
 }
 
 /** rowDeviationOnDevice read back to the host (n floats, not n x width values). */
