@@ -73,6 +73,7 @@ uint32_t cachegen_check_options(const CachegenOptions& opt, size_t planes, uint3
     if (!(opt.f_anchor[p] >= 0.0f && opt.f_anchor[p] <= 16.0f && opt.f_delta[p] >= 0.0f && opt.f_delta[p] <= 16.0f))
       fail(Code::Arg, "cachegen: step fractions must be in [0, 16]");
   if (opt.group < 1 || opt.group > 255) fail(Code::Arg, "cachegen: group size must be in 1..255");
+  if (!opt.raw.empty() && opt.raw.size() != planes) fail(Code::Arg, "cachegen: one reference flag per (layer, K|V) expected");
   uint32_t st = opt.stream_tokens;
   if (st == 0) {
     const uint32_t blocks = (tokens + 1023) / 1024, per = (tokens + blocks - 1) / blocks;
@@ -149,7 +150,6 @@ Prepared prepare(const KvInput& in, const CachegenOptions& opt, std::vector<floa
   pr.stream_tokens = cachegen_check_options(opt, pr.planes, in.shape.tokens);
   pr.group = opt.group;
   pr.blocks = static_cast<uint32_t>((pr.T + pr.stream_tokens - 1) / pr.stream_tokens);
-  if (!opt.raw.empty() && opt.raw.size() != pr.planes) fail(Code::Arg, "cachegen: one reference flag per (layer, K|V) expected");
   std::vector<float> max_delta, max_raw;
   channel_maxima(in, opt, pr, max_delta, max_raw);
   pr.raw.resize(pr.planes);
@@ -211,11 +211,11 @@ void cachegen_reference_sums(const KvInput& in, const CachegenOptions& opt, std:
   Prepared pr = prepare(in, o, &max_delta, &max_raw);
   if (sums.empty()) sums.assign(pr.planes * 2, 0.0);
   if (sums.size() != pr.planes * 2) fail(Code::Arg, "cachegen: reference sums do not match the model's shape");
-  for (size_t p = 0; p < pr.planes; ++p)
-    for (size_t c = 0; c < pr.C; ++c) {
-      sums[2 * p] += bf16_value(bf16_round_up(max_delta[p * pr.C + c]));
-      sums[2 * p + 1] += bf16_value(bf16_round_up(max_raw[p * pr.C + c]));
-    }
+  const uint32_t C = static_cast<uint32_t>(pr.C);
+  for (size_t p = 0; p < pr.planes; ++p) {
+    sums[2 * p] = cg_add_rounded(sums[2 * p], &max_delta[p * pr.C], C);
+    sums[2 * p + 1] = cg_add_rounded(sums[2 * p + 1], &max_raw[p * pr.C], C);
+  }
 }
 
 void cachegen_count(const KvInput& in, const CachegenOptions& opt, std::vector<uint64_t>& counts) {

@@ -18,7 +18,7 @@ namespace kv::codec {
 
 constexpr uint32_t kProbBits = 12;
 constexpr uint32_t kMaxLevel = (kMaxAlphabet - 1) / 2;  // 31
-// Set in a plane's mD config byte when the plane codes non-anchor tokens directly (FORMAT.md).
+// Set in a plane's mD config byte when the plane codes every token directly, with no anchors (FORMAT.md).
 constexpr uint8_t kRawFlag = 0x80;
 
 struct CgChannel {
@@ -96,16 +96,18 @@ KV_HD inline void cg_delta_maxabs(Load load, uint32_t n, uint32_t group, const C
   *raw = mr;
 }
 
+// acc plus the channels' maxima, each rounded up to bf16, added in double in channel order: the fixed
+// order in which the CPU, the GPU and a profile's sums over sample spans all add them.
+KV_HD inline double cg_add_rounded(double acc, const float* maxima, uint32_t channels) {
+  for (uint32_t c = 0; c < channels; ++c) acc = dadd(acc, static_cast<double>(bf16_value(bf16_round_up(maxima[c]))));
+  return acc;
+}
+
 // A plane's reference: raw (true) when its channels' maxima of |x| add up to less than those of
 // |x - anchor'| (each rounded up to bf16, summed in double in channel order, so the CPU and the GPU
 // agree): the values then span less than the deltas and cost fewer bits at the same step.
 KV_HD inline bool cg_plane_raw(const float* max_delta, const float* max_raw, uint32_t channels) {
-  double sd = 0.0, sr = 0.0;
-  for (uint32_t c = 0; c < channels; ++c) {
-    sd = dadd(sd, static_cast<double>(bf16_value(bf16_round_up(max_delta[c]))));
-    sr = dadd(sr, static_cast<double>(bf16_value(bf16_round_up(max_raw[c]))));
-  }
-  return sr < sd;
+  return cg_add_rounded(0.0, max_raw, channels) < cg_add_rounded(0.0, max_delta, channels);
 }
 
 // The steps of one plane's channels (anchors or deltas). Entropy coding makes the rate follow the
@@ -118,9 +120,7 @@ KV_HD inline bool cg_plane_raw(const float* max_delta, const float* max_raw, uin
 // Fixed-order double sum: the CPU and the GPU (one thread per plane) get the same bits.
 KV_HD inline void cg_plane_steps(const float* resolution, const float* range, uint32_t channels, float fraction,
                                  int32_t m, uint16_t* steps) {
-  double sum = 0.0;
-  for (uint32_t c = 0; c < channels; ++c) sum = dadd(sum, static_cast<double>(bf16_value(bf16_round_up(resolution[c]))));
-  float mean = static_cast<float>(ddiv(sum, static_cast<double>(channels)));
+  float mean = static_cast<float>(ddiv(cg_add_rounded(0.0, resolution, channels), static_cast<double>(channels)));
   float target = fmul(mean, fraction);
   for (uint32_t c = 0; c < channels; ++c) {
     float need = fdiv(bf16_value(bf16_round_up(range[c])), static_cast<float>(m));

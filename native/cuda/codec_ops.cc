@@ -99,8 +99,7 @@ std::unique_ptr<EncodePlan> make_plan(int device, const codec::KvInput& in, cons
   upload(plan->fd.p, opt.f_delta.data(), planes * 4);
   upload(plan->m_a.p, opt.m_anchor.data(), planes);
   upload(plan->m_d.p, opt.m_delta.data(), planes);
-  if (!opt.raw.empty()) {
-    if (opt.raw.size() != planes) fail(Code::Arg, "cachegen: one reference flag per (layer, K|V) expected");
+  if (!opt.raw.empty()) {  // its length is checked with the other options
     plan->forced = true;
     upload(plan->forced_raw.p, opt.raw.data(), planes);
   }
