@@ -81,21 +81,22 @@ function relativeRmse(kv: Tensor, decoded: Tensor): [string, number][] {
       d32.dispose();
     }
   }
-  const planes = kv.shape[0]! * 2;
-  const flat = [planes, kv.numel / planes];
-  const a = kv.reshape(flat), b = decoded.reshape(flat);
-  const zero = Tensor.empty(flat, { dtype: kv.dtype, device: kv.device });
+  const planes = kv.shape[0]! * 2, width = kv.numel / planes;
+  const a = kv.reshape([planes, width]), b = decoded.reshape([planes, width]);
+  // sum x^2 of a plane = its squared distance to one zero row, which every plane is compared with
+  const zero = Tensor.empty([1, width], { dtype: kv.dtype, device: kv.device });
+  const toZero = Tensor.fromTypedArray(new Int32Array(planes), undefined, { device: kv.device });
   const err = Tensor.empty([planes], { dtype: 'f32', device: kv.device });
   const ref = Tensor.empty([planes], { dtype: 'f32', device: kv.device });
   try {
     ops.fillUniform(zero, 0, 0, 0);
     ops.rowSqDiff(b, a, err);
-    ops.rowSqDiff(a, zero, ref);
+    ops.rowSqDiff(a, zero, ref, false, undefined, toZero);
     const e = err.toTypedArray() as Float32Array, r = ref.toTypedArray() as Float32Array;
     const sum = (x: Float32Array, kv01: number) => x.reduce((acc, v, i) => (i % 2 === kv01 ? acc + v : acc), 0);
     return [['relRmseK', Math.sqrt(sum(e, 0) / sum(r, 0))], ['relRmseV', Math.sqrt(sum(e, 1) / sum(r, 1))]];
   } finally {
-    for (const t of [a, b, zero, err, ref]) t.dispose();
+    for (const t of [a, b, zero, toZero, err, ref]) t.dispose();
   }
 }
 
