@@ -8,6 +8,7 @@ export { precomputeChunk, precomputeChunks } from './precompute.js';
 export { repositionChunk, rotateSpanK } from './reposition.js';
 export { blendEval, DEFAULT_RATIOS, FIXED_METHODS, RATIO_METHODS, type BlendContext, type BlendEvalRow, type BlendEvalOptions } from './eval.js';
 export { hostLayerSource, memoryLayerSource, type LayerSource } from './layer-source.js';
+export { DEFAULT_PREFETCH } from './prefetch.js';
 export { fusePipelined, type PipelinedFuseRequest, type PipelinedFuseResult, type StreamedChunk } from './pipeline.js';
 export {
   chooseRatio, chooseTier, fitRecomputeProfile, hidingRatio, loadSeconds, profileRecompute, recomputeSeconds,

@@ -19,6 +19,7 @@ import * as ops from '../runtime/ops.js';
 import { Tensor } from '../runtime/tensor.js';
 import { fillPrefix, layoutOf, policyContext, resolvePolicy, runSelective, type FuseRequest, type FuseResult, type FusedLayout } from './fusor.js';
 import type { LayerSource } from './layer-source.js';
+import { DEFAULT_PREFETCH } from './prefetch.js';
 import { rotateCacheRows, rotationInputs } from './reposition.js';
 
 /** A chunk whose KV is not in memory yet: its tokens, positions and fingerprint, and where its layers come from. */
@@ -32,12 +33,7 @@ export interface StreamedChunk {
 
 export interface PipelinedFuseRequest extends Omit<FuseRequest, 'chunks'> {
   chunks: readonly StreamedChunk[];
-  /**
-   * Layers requested ahead of the one being recomputed (at least 1). Default 4: on an H100 with 7B
-   * KV from pinned host memory, cacheblend-15%'s TTFT was 34.5 / 34.4 / 28.9 / 37.8 ms at 1 / 2 /
-   * 4 / 32 (session 3's results/bench-blend-mistral7b-h100.json, in git history): deep enough that the copy stream never runs
-   * dry, shallow enough that copies do not crowd the compute's memory traffic.
-   */
+  /** Layers requested ahead of the one being recomputed (at least 1; default DEFAULT_PREFETCH). */
   prefetch?: number;
 }
 
@@ -52,7 +48,7 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
   const policy = resolvePolicy(req);
   if (policy.needsReference)
     throw new ArgumentError(`policy ${policy.name} needs the full prefill's KV before the first layer runs; use fuse() with the chunk KV in memory`);
-  const prefetch = req.prefetch ?? 4;
+  const prefetch = req.prefetch ?? DEFAULT_PREFETCH;
   if (!Number.isInteger(prefetch) || prefetch < 1) throw new ArgumentError(`prefetch must be a positive integer, got ${prefetch}`);
   req.chunks.forEach((c, i) => checkStreamed(model, c, i));
   const lay = layoutOf(model, req.prefix, req.chunks.map((c) => c.tokens), query.length);

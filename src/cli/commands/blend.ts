@@ -5,6 +5,7 @@ import { readBlendContextSet } from '../../eval/blend-contexts.js';
 import { fuse } from '../../cacheblend/fusor.js';
 import { hostLayerSource } from '../../cacheblend/layer-source.js';
 import { fusePipelined } from '../../cacheblend/pipeline.js';
+import { DEFAULT_PREFETCH } from '../../cacheblend/prefetch.js';
 import type { PolicyName } from '../../cacheblend/policies.js';
 import { precomputeChunk, precomputeChunks } from '../../cacheblend/precompute.js';
 import { Model } from '../../model/model.js';
@@ -130,7 +131,7 @@ export const blendCommand: Command = {
     'chunk-tokens': { type: 'string', value: 'N', help: 'bench: tokens per chunk', default: '512' },
     'query-tokens': { type: 'string', value: 'N', help: 'bench: query tokens', default: '32' },
     reps: { type: 'string', value: 'N', help: 'bench: timed repetitions', default: '5' },
-    prefetch: { type: 'string', value: 'N[,N...]', help: 'bench: layers the CPU tier loads ahead of the one recomputing (one row each; the fusor\'s default is 4)', default: '4' },
+    prefetch: { type: 'string', value: 'N[,N...]', help: `bench: layers the CPU tier loads ahead of the one recomputing (one row each; the fusor's default is ${DEFAULT_PREFETCH})`, default: String(DEFAULT_PREFETCH) },
     json: { type: 'boolean', help: 'print JSON ({"rows": [...]} for eval, benchmark JSON for bench)' },
   },
   async run(values, pos, io) {

@@ -3,6 +3,7 @@
  * prefill against transformers and the FLOP floor, CacheBlend TTFT per method and tier, codec
  * throughput. Rows are BenchPoints: one benchmark row flattened, with the file it came from.
  */
+import { DEFAULT_PREFETCH } from '../../cacheblend/prefetch.js';
 import { fmt, HEIGHT, isMissing, makeFigure, missingFigure, WIDTH, type Figure, type Provenance, type Rows } from './figure.js';
 
 export interface BenchPoint {
@@ -73,7 +74,7 @@ export function benchBlend(points: Rows<BenchPoint>, p: Provenance): Figure {
     'CacheBlend: TTFT 2.2-3.3x lower than full recompute (Mistral-7B, Yi-34B, Llama-70B; 6 retrieved 512-token chunks).');
   if (isMissing(points)) return missingFigure(h, points.missing);
   // The CPU tier at the pipelined fusor's default depth only (`--prefetch` sweeps add rows per depth)
-  const rows = points.filter((q) => q.bench === 'blend' && q.metric === 'ttft' && (q.case.prefetch === undefined || q.case.prefetch === 4)).map((q) => ({
+  const rows = points.filter((q) => q.bench === 'blend' && q.metric === 'ttft' && (q.case.prefetch === undefined || q.case.prefetch === DEFAULT_PREFETCH)).map((q) => ({
     method: q.case.method === 'cacheblend' || q.case.method === 'epic' ? `${q.case.method} ${Math.round(100 * Number(q.case.ratio))}%` : String(q.case.method),
     tier: String(q.case.tier), ms: q.value, ratioToBaseline: q.ratioToBaseline,
   }));
