@@ -109,13 +109,11 @@ void Plan::run_kv(size_t l, const LayerIO& io, cuda::Stream st) {
 
 // RoPE on the new tokens' q and k, their k and v into the cache slots, attention over the cache.
 void Plan::attend_cuda(const LayerIO& io, void* q, void* k, void* v, void* att, cuda::Stream st) {
-  const size_t n = io.n, hd = d_.head_dim, kvd = d_.n_kv_heads * hd, es = dtype_size(d_.dtype);
+  const size_t n = io.n, hd = d_.head_dim;
   const int dev = d_.device;
   const DType t = d_.dtype;
-  cuda::rope(dev, q, t, io.pos, p<float>(inv_freq_), n, d_.n_heads, hd, st);
-  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
-  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
-  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
+  cuda::rope_qk_scatter(dev, q, k, v, t, io.pos, p<float>(inv_freq_), io.slots, io.k_cache, io.v_cache, n, d_.n_heads,
+                        d_.n_kv_heads, hd, st);
   cuda::attention(dev, q, io.k_cache, io.v_cache, t, io.pos, io.kpos, att, n, io.nk, d_.n_heads, d_.n_kv_heads, hd,
                   d_.scale, st);
 }
