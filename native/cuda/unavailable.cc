@@ -42,6 +42,7 @@ void fill_uniform(int, void*, DType, size_t, uint64_t, float, float, Stream) { u
 void embedding(int, const int32_t*, size_t, const void*, DType, size_t, void*, DType, Stream) { unavailable(); }
 void rmsnorm(int, const void*, const void*, void*, DType, size_t, size_t, float, Stream) { unavailable(); }
 void matmul(int, const void*, const void*, const void*, void*, DType, size_t, size_t, size_t, Stream) { unavailable(); }
+void matmul_add(int, const void*, const void*, void*, DType, size_t, size_t, size_t, Stream) { unavailable(); }
 void rope(int, void*, DType, const int32_t*, const float*, size_t, size_t, size_t, Stream) { unavailable(); }
 void rope_qk_scatter(int, void*, const void*, const void*, DType, const int32_t*, const float*, const int32_t*, void*, void*,
                      size_t, size_t, size_t, size_t, Stream) {
