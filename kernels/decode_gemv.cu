@@ -1,9 +1,45 @@
 #include "decode_gemv.cuh"
 
+#include <cstdlib>
+
 #include "elem.cuh"
 
 namespace kvk {
 namespace {
+
+// Programmatic dependent launch (sm_90+): the previous kernel lets this one start its blocks as
+// it drains, and this one only waits for it (griddepcontrol.wait) after touching its weights, which
+// no kernel writes. So a chain of decode projections overlaps each one's tail with the next one's
+// start. KVLAB_PDL=0 turns it off (to measure what it buys).
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
+
+bool pdl_enabled() {
+  static const bool off = [] {
+    const char* e = std::getenv("KVLAB_PDL");
+    return e && e[0] == '0';
+  }();
+  if (off) return false;
+  static int cc_major[64] = {};  // 0: not asked yet
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  if (cc_major[dev] == 0 && cudaDeviceGetAttribute(&cc_major[dev], cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+    cc_major[dev] = -1;
+  return cc_major[dev] >= 9;
+}
 
 struct Parts {
   const void* w[kDecodeGemvMaxParts];
@@ -16,9 +52,13 @@ struct Parts {
 template <class T, int N, int EP, bool NORM>
 __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ x, const T* __restrict__ norm_w,
                                                           float eps, Parts p, int k, int rows) {
+  allow_dependents();
   const int warp = static_cast<int>((static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5);
   const int lane = threadIdx.x & 31;
-  if (warp >= rows) return;
+  if (warp >= rows) {
+    wait_for_previous();
+    return;
+  }
   // Which part this warp's row belongs to (uniform across the warp). kSwiglu reads both parts' row.
   int part = 0, row = warp;
   if (EP != kSwiglu)
@@ -29,6 +69,14 @@ __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ 
 #pragma unroll
   for (int j = 0; j < NW; ++j)
     wr[j] = static_cast<const T*>(p.w[EP == kSwiglu ? j : part]) + static_cast<size_t>(row) * k;
+  // The first four 16-byte loads of each lane (one unrolled round of the loop below) towards L2
+  // while the previous kernel may still run; x and out are only touched after the wait.
+#pragma unroll
+  for (int j = 0; j < NW; ++j)
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+      if (lane * V + u * 32 * V < k) prefetch_l2(wr[j] + lane * V + u * 32 * V);
+  wait_for_previous();
   float acc[NW][N], ss[N];
 #pragma unroll
   for (int r = 0; r < N; ++r) {
@@ -88,9 +136,26 @@ template <class T, int N, int EP, bool NORM>
 cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows, cudaStream_t st) {
   constexpr unsigned kBlock = 256;  // 8 warps, 8 output rows
   const unsigned grid = static_cast<unsigned>((static_cast<size_t>(rows) * 32 + kBlock - 1) / kBlock);
-  decode_gemv_kernel<T, N, EP, NORM><<<grid, kBlock, 0, st>>>(static_cast<const T*>(x), static_cast<const T*>(norm_w),
-                                                              eps, p, k, rows);
-  return cudaGetLastError();
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(kBlock);
+  cfg.stream = st;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  auto go = [&] {
+    return cudaLaunchKernelEx(&cfg, decode_gemv_kernel<T, N, EP, NORM>, static_cast<const T*>(x),
+                              static_cast<const T*>(norm_w), eps, p, k, rows);
+  };
+  cudaError_t e = go();
+  if (e != cudaSuccess && cfg.numAttrs) {  // a stream or driver that refuses the attribute: plain launch
+    cudaGetLastError();
+    cfg.numAttrs = 0;
+    e = go();
+  }
+  return e;
 }
 
 // The three combinations the decode step uses: normalised QKV, projection + residual, normalised gate/up.

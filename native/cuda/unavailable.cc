@@ -32,6 +32,8 @@ void stream_destroy(int, Stream) noexcept {}
 void stream_synchronize(int, Stream) { unavailable(); }
 Event event_record(int, Stream) { unavailable(); }
 void event_wait_and_destroy(int, Event) { unavailable(); }
+void event_destroy(int, Event) noexcept {}
+void profiler_range(int, bool) { unavailable(); }
 void memcpy(void*, int, const void*, int, size_t, Stream, bool) { unavailable(); }
 void memcpy2d(void*, int, size_t, const void*, int, size_t, size_t, size_t) { unavailable(); }
 void cast(int, const void*, DType, void*, DType, size_t, Stream) { unavailable(); }

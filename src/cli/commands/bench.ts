@@ -3,12 +3,12 @@ import type { ModelConfig } from '../../model/config.js';
 import { hfConfig } from '../../model/hf.js';
 import { loadModel } from '../../model/load.js';
 import { Model } from '../../model/model.js';
+import { generate } from '../../model/generate.js';
 import { PRESETS, nonEmbeddingParams, prefillFlops } from '../../model/presets.js';
 import { cudaStatus, resolveDevice } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import { ArgumentError } from '../../runtime/errors.js';
 import * as ops from '../../runtime/ops.js';
-import { synchronize } from '../../runtime/stream.js';
 import { medianTimeMs } from '../../runtime/timing.js';
 import { Tensor } from '../../runtime/tensor.js';
 import { benchJson, benchTable, type BenchRow } from '../bench-json.js';
@@ -113,21 +113,16 @@ export const benchCommand: Command = {
   },
 };
 
-/** Greedy decode speed after a `prompt`-token prefill: `steps` timed steps after 4 warm-up steps. */
+/**
+ * Greedy decode speed after a `prompt`-token prefill, through generate() (as transformers' baseline
+ * times its generate): `steps` decode steps after a warm-up run; the prefill is not counted.
+ */
 function decodeTokensPerSecond(model: Model, prompt: number, steps: number): number {
   const c = model.config;
   const toks = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % c.vocabSize);
-  const cache = model.newCache(prompt + steps + 8);
-  try {
-    model.prefill(toks, { past: cache });
-    for (let i = 0; i < 4; i++) model.decode(5, cache);  // warm-up
-    synchronize(model.device);
-    const t0 = performance.now();
-    let logits = model.decode(7, cache);
-    for (let i = 1; i < steps; i++) logits = model.decode(model.sampleLogits(logits, { temperature: 0, topP: 1, u: 0 }), cache);
-    synchronize(model.device);
-    return steps / ((performance.now() - t0) / 1000);
-  } finally {
-    cache.dispose();
-  }
+  generate(model, toks.slice(0, 16), { maxTokens: 8, stopTokens: [] }).cache.dispose();  // warm-up
+  const r = generate(model, toks, { maxTokens: steps + 1, stopTokens: [] });
+  r.cache.dispose();
+  if (r.tokens.length !== steps + 1) throw new Error(`decode bench: generate stopped after ${r.tokens.length} tokens (${r.stopReason})`);
+  return steps / (r.decodeMs / 1000);
 }
