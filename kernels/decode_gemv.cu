@@ -49,7 +49,7 @@ struct Parts {
   int nparts;
 };
 
-template <class T, int N, int EP, bool NORM>
+template <class T, int N, int EP, bool NORM, int U>
 __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ x, const T* __restrict__ norm_w,
                                                           float eps, Parts p, int k, int rows) {
   allow_dependents();
@@ -88,8 +88,8 @@ __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ 
   // few rows (4096 for the o and down projections) there are too few warps to cover the memory
   // latency otherwise (ncu on an H100: 1.7-2.2 TB/s at 4 loads, 2.9 for the 28672-row gate/up).
   // The per-lane order of the additions is unchanged: c increases.
-  constexpr int U = NW == 2 ? 4 : 8;
   constexpr int kStep = 32 * V;
+#pragma unroll(U == 1 ? 4 : 1)
   for (int c0 = lane * V; c0 < k; c0 += U * kStep) {
     uint4 raw[NW][U];
 #pragma unroll
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ 
   }
 }
 
-template <class T, int N, int EP, bool NORM>
+template <class T, int N, int EP, bool NORM, int U>
 cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows, cudaStream_t st) {
   constexpr unsigned kBlock = 256;  // 8 warps, 8 output rows
   const unsigned grid = static_cast<unsigned>((static_cast<size_t>(rows) * 32 + kBlock - 1) / kBlock);
@@ -162,7 +162,7 @@ cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p,
   cfg.attrs = attr;
   cfg.numAttrs = pdl_enabled() ? 1 : 0;
   auto go = [&] {
-    return cudaLaunchKernelEx(&cfg, decode_gemv_kernel<T, N, EP, NORM>, static_cast<const T*>(x),
+    return cudaLaunchKernelEx(&cfg, decode_gemv_kernel<T, N, EP, NORM, U>, static_cast<const T*>(x),
                               static_cast<const T*>(norm_w), eps, p, k, rows);
   };
   cudaError_t e = go();
@@ -179,9 +179,12 @@ template <class T, int N>
 cudaError_t launch_epilogue(int ep, const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows,
                             cudaStream_t st) {
   const bool norm = norm_w != nullptr;
-  if (ep == kStore && norm) return launch<T, N, kStore, true>(x, norm_w, eps, p, k, rows, st);
-  if (ep == kAddInto && !norm) return launch<T, N, kAddInto, false>(x, norm_w, eps, p, k, rows, st);
-  if (ep == kSwiglu && norm) return launch<T, N, kSwiglu, true>(x, norm_w, eps, p, k, rows, st);
+  if (ep == kStore && norm) return ab_off('g') ? launch<T, N, kStore, true, 1>(x, norm_w, eps, p, k, rows, st)
+                       : launch<T, N, kStore, true, 8>(x, norm_w, eps, p, k, rows, st);
+  if (ep == kAddInto && !norm) return ab_off('g') ? launch<T, N, kAddInto, false, 1>(x, norm_w, eps, p, k, rows, st)
+                       : launch<T, N, kAddInto, false, 8>(x, norm_w, eps, p, k, rows, st);
+  if (ep == kSwiglu && norm) return ab_off('g') ? launch<T, N, kSwiglu, true, 1>(x, norm_w, eps, p, k, rows, st)
+                       : launch<T, N, kSwiglu, true, 4>(x, norm_w, eps, p, k, rows, st);
   return cudaErrorInvalidValue;
 }
 
