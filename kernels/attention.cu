@@ -736,11 +736,11 @@ constexpr int kCombineThreads = 128;
 // another cost 9 us a layer for a 7B decode step); more splits read them in turn. Same arithmetic,
 // same order of additions either way.
 template <class T>
-__global__ void __launch_bounds__(kCombineThreads) attn_combine_kernel(Params p, bool stage) {
+__global__ void __launch_bounds__(kCombineThreads) attn_combine_kernel(Params p) {
   __shared__ float sm[kCombineThreads], sl[kCombineThreads];
   __shared__ float s_mx, s_l;
   const size_t rows = static_cast<size_t>(p.nq) * p.hq;
-  const bool staged = stage && p.nsplit <= kCombineThreads;
+  const bool staged = p.nsplit <= kCombineThreads;
   for (size_t row = blockIdx.x; row < rows; row += gridDim.x) {
     if (staged && threadIdx.x < p.nsplit) {
       sm[threadIdx.x] = p.ws_m[threadIdx.x * rows + row];
@@ -940,7 +940,7 @@ cudaError_t launch_path(const Params& p, const Plan& pl, cudaStream_t stream) {
   if (e != cudaSuccess || p.nsplit == 1) return e;
   const size_t rows = static_cast<size_t>(p.nq) * p.hq;
   const unsigned grid = static_cast<unsigned>(rows < 65535u * 16u ? rows : 65535u * 16u);
-  attn_combine_kernel<T><<<grid, kCombineThreads, 0, stream>>>(p, !ab_off('c'));
+  attn_combine_kernel<T><<<grid, kCombineThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

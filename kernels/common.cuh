@@ -3,21 +3,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cuda_runtime.h>
 
 namespace kvk {
-
-// A/B switches for one measuring session (KVLAB_DECODE_AB letters): g = 1 weight load in flight
-// per lane in the decode projections (unrolled 4 by the compiler), r = rope/scatter in one block a
-// token, c = unstaged split combine.
-inline bool ab_off(char flag) {
-  static const char* ab = std::getenv("KVLAB_DECODE_AB");
-  if (!ab) return false;
-  for (const char* c = ab; *c; ++c)
-    if (*c == flag) return true;
-  return false;
-}
 
 enum DTypeId : int { kF32 = 0, kF16 = 1, kBF16 = 2, kI8 = 3, kU8 = 4, kI32 = 5 };
 

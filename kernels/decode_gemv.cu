@@ -1,7 +1,5 @@
 #include "decode_gemv.cuh"
 
-#include <cstdlib>
-
 #include "elem.cuh"
 
 namespace kvk {
@@ -10,7 +8,7 @@ namespace {
 // Programmatic dependent launch (sm_90+): the previous kernel lets this one start its blocks as
 // it drains, and this one only waits for it (griddepcontrol.wait) after touching its weights, which
 // no kernel writes. So a chain of decode projections overlaps each one's tail with the next one's
-// start. KVLAB_PDL=0 turns it off (to measure what it buys).
+// start (a 7B decode step on an H100: 7.65 ms of layers with it, 7.96 without).
 __device__ __forceinline__ void allow_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -28,11 +26,6 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 }
 
 bool pdl_enabled() {
-  static const bool off = [] {
-    const char* e = std::getenv("KVLAB_PDL");
-    return e && e[0] == '0';
-  }();
-  if (off) return false;
   static int cc_major[64] = {};  // 0: not asked yet
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
@@ -49,7 +42,7 @@ struct Parts {
   int nparts;
 };
 
-template <class T, int N, int EP, bool NORM, int U>
+template <class T, int N, int EP, bool NORM>
 __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ x, const T* __restrict__ norm_w,
                                                           float eps, Parts p, int k, int rows) {
   allow_dependents();
@@ -86,10 +79,10 @@ __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ 
   }
   // U weight loads of 16 bytes in flight per lane and weight row before the first is used: with
   // few rows (4096 for the o and down projections) there are too few warps to cover the memory
-  // latency otherwise (ncu on an H100: 1.7-2.2 TB/s at 4 loads, 2.9 for the 28672-row gate/up).
-  // The per-lane order of the additions is unchanged: c increases.
+  // latency otherwise (a 7B decode step's layers on an H100: 7.65 ms, 8.44 with one load a lane
+  // unrolled 4 by the compiler). The per-lane order of the additions is unchanged: c increases.
+  constexpr int U = NW == 2 ? 4 : 8;
   constexpr int kStep = 32 * V;
-#pragma unroll(U == 1 ? 4 : 1)
   for (int c0 = lane * V; c0 < k; c0 += U * kStep) {
     uint4 raw[NW][U];
 #pragma unroll
@@ -148,7 +141,7 @@ __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ 
   }
 }
 
-template <class T, int N, int EP, bool NORM, int U>
+template <class T, int N, int EP, bool NORM>
 cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows, cudaStream_t st) {
   constexpr unsigned kBlock = 256;  // 8 warps, 8 output rows
   const unsigned grid = static_cast<unsigned>((static_cast<size_t>(rows) * 32 + kBlock - 1) / kBlock);
@@ -162,7 +155,7 @@ cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p,
   cfg.attrs = attr;
   cfg.numAttrs = pdl_enabled() ? 1 : 0;
   auto go = [&] {
-    return cudaLaunchKernelEx(&cfg, decode_gemv_kernel<T, N, EP, NORM, U>, static_cast<const T*>(x),
+    return cudaLaunchKernelEx(&cfg, decode_gemv_kernel<T, N, EP, NORM>, static_cast<const T*>(x),
                               static_cast<const T*>(norm_w), eps, p, k, rows);
   };
   cudaError_t e = go();
@@ -179,12 +172,9 @@ template <class T, int N>
 cudaError_t launch_epilogue(int ep, const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows,
                             cudaStream_t st) {
   const bool norm = norm_w != nullptr;
-  if (ep == kStore && norm) return ab_off('g') ? launch<T, N, kStore, true, 1>(x, norm_w, eps, p, k, rows, st)
-                       : launch<T, N, kStore, true, 8>(x, norm_w, eps, p, k, rows, st);
-  if (ep == kAddInto && !norm) return ab_off('g') ? launch<T, N, kAddInto, false, 1>(x, norm_w, eps, p, k, rows, st)
-                       : launch<T, N, kAddInto, false, 8>(x, norm_w, eps, p, k, rows, st);
-  if (ep == kSwiglu && norm) return ab_off('g') ? launch<T, N, kSwiglu, true, 1>(x, norm_w, eps, p, k, rows, st)
-                       : launch<T, N, kSwiglu, true, 4>(x, norm_w, eps, p, k, rows, st);
+  if (ep == kStore && norm) return launch<T, N, kStore, true>(x, norm_w, eps, p, k, rows, st);
+  if (ep == kAddInto && !norm) return launch<T, N, kAddInto, false>(x, norm_w, eps, p, k, rows, st);
+  if (ep == kSwiglu && norm) return launch<T, N, kSwiglu, true>(x, norm_w, eps, p, k, rows, st);
   return cudaErrorInvalidValue;
 }
 

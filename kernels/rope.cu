@@ -121,7 +121,7 @@ cudaError_t rope_qk_scatter(void* q, const void* k, const void* v, int dtype, co
     if (n == 0 || head_dim == 0 || hq + hkv == 0) return cudaSuccess;
     const size_t half = head_dim / 2;
     // A few tokens: one head a block; many: every head of a token in one block.
-    const size_t total = hq + 2 * hkv, hpb = n >= 64 || ab_off('r') ? total : 1;
+    const size_t total = hq + 2 * hkv, hpb = n >= 64 ? total : 1;
     const unsigned threads = static_cast<unsigned>(hpb * half >= kBlock ? kBlock : (hpb * half + 31) / 32 * 32);
     const dim3 grid(static_cast<unsigned>(n < 65535u * 16u ? n : 65535u * 16u), static_cast<unsigned>((total + hpb - 1) / hpb));
     if (half <= kMaxCachedHalf)

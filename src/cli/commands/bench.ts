@@ -27,6 +27,20 @@ function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: n
   return (2 * n ** 3) / (ms * 1e9);
 }
 
+/**
+ * The card's copy bandwidth as measured: a 1 GiB device-to-device copy, read and written bytes over
+ * the median time (GB/s). The decode floor is also reported against it, since cards of one model
+ * differ (the same H100 SKU streamed this session's decode step 1.28x faster on one host than another).
+ */
+function copyGBs(device: ReturnType<typeof resolveDevice>, bytes = 1 << 30): number {
+  const a = Tensor.empty([bytes / 4], { dtype: 'f32', device });
+  const b = Tensor.empty([bytes / 4], { dtype: 'f32', device });
+  ops.fillUniform(a, 3, -1, 1);
+  const ms = medianTimeMs(() => b.copyFrom(a), device, 10, 3);
+  for (const t of [a, b]) t.dispose();
+  return (2 * bytes) / (ms * 1e6);
+}
+
 function configFromJson(path: string): ModelConfig {
   const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   const { config, bosId, eosId } = hfConfig(raw, path);
@@ -85,10 +99,14 @@ export const benchCommand: Command = {
       const dp = num(values, 'decode-prompt', 'bench')!;
       const dt = num(values, 'decode-tokens', 'bench')!;
       if (dp > 0 && dt > 0) {
-        // Floor: every weight byte read once per token at the card's peak bandwidth.
+        // Floor: every weight byte read once per token at the card's peak bandwidth, and again at
+        // its copy bandwidth measured here (one row each).
         const bw = device.isCuda ? cudaStatus().devices[device.index]!.peakBandwidthGBs : null;
+        const copy = device.isCuda ? copyGBs(device) : null;
+        if (copy !== null) rows.push({ case: { op: 'copy', bytes: 2 ** 30 }, metric: 'copy', value: copy, unit: 'GB/s', baseline: null, ratioToBaseline: null, floor: null });
         const weightBytes = (nonEmbeddingParams(c) + c.dim) * (dtype === 'f32' ? 4 : 2);
         const floorTokS = bw ? (bw * 1e9) / weightBytes : null;
+        const copyFloorTokS = copy ? (copy * 1e9) / weightBytes : null;
         const variants: [Model, boolean][] = [[model, true]];
         // The same weights (same seed) with the decode fusions off, to show what they buy.
         if (values['unfused-decode'] && shape) variants.push([Model.random(shape, { device, dtype, seed: 0, fusedDecode: false }), false]);
@@ -97,6 +115,8 @@ export const benchCommand: Command = {
             const tokS = decodeTokensPerSecond(m, dp, dt);
             rows.push({ case: { model: name, prompt: dp, steps: dt, dtype, fusedDecode: fused }, metric: 'decode', value: tokS, unit: 'tokens/s',
               baseline: floorTokS ? 'bandwidth-floor' : null, ratioToBaseline: floorTokS ? tokS / floorTokS : null, floor: floorTokS });
+            if (copyFloorTokS) rows.push({ case: { model: name, prompt: dp, steps: dt, dtype, fusedDecode: fused }, metric: 'decode', value: tokS, unit: 'tokens/s',
+              baseline: 'copy-floor', ratioToBaseline: tokS / copyFloorTokS, floor: copyFloorTokS });
           } finally {
             if (m !== model) m.dispose();
           }
