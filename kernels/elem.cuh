@@ -29,12 +29,25 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
 // Elements of T in one 16-byte access.
 template <class T> constexpr int kVec16 = static_cast<int>(16 / sizeof(T));
 
-// 16-byte load/store of kVec16<T> elements converted to/from f32. p must be 16-byte aligned.
-template <class T> __device__ __forceinline__ void load16(const T* p, float* out) {
-  uint4 raw = *reinterpret_cast<const uint4*>(p);
+// kVec16<T> elements packed in 16 bytes, converted to f32.
+template <class T> __device__ __forceinline__ void unpack16(const uint4& raw, float* out) {
   const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
   for (int i = 0; i < kVec16<T>; ++i) out[i] = to_f32(e[i]);
+}
+
+// 16-byte load/store of kVec16<T> elements converted to/from f32. p must be 16-byte aligned.
+template <class T> __device__ __forceinline__ void load16(const T* p, float* out) {
+  unpack16<T>(*reinterpret_cast<const uint4*>(p), out);
+}
+
+// A 16-byte load of data read once (streamed weights): read-only path, not kept in L1.
+__device__ __forceinline__ uint4 load16_stream(const void* p) {
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(p));
+  return r;
 }
 template <class T> __device__ __forceinline__ void store16(T* p, const float* in) {
   uint4 raw;

@@ -163,6 +163,51 @@ Napi::Value copy_async(const Napi::CallbackInfo& info) {
   });
 }
 
+// A queued copy's completion: an event on the default stream and the storages it touches.
+struct Fence {
+  int device;
+  cuda::Event event;  // nullptr once waited for
+  std::vector<std::shared_ptr<Storage>> keep_alive;
+};
+const napi_type_tag kFenceTag = {0x6b766c6162535452ull, 0x0000000000000003ull};
+
+// copyQueued(dst, dstOffset, src, srcOffset, bytes) -> fence. The copy is queued on the device's
+// default stream behind the work already there (a token id read back while the next decode step
+// is queued); the host does not wait. With pinned host memory it is truly asynchronous.
+Napi::Value copy_queued(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    CopyArgs a = copy_args(info, "copyQueued");
+    if (a.dst->device == kHost && a.src->device == kHost)
+      fail(Code::Device, "copyQueued: host-to-host copies are not queued; use copy()");
+    const int dev = a.dst->device != kHost ? a.dst->device : a.src->device;
+    cuda::memcpy(a.dst_ptr, a.dst->device, a.src_ptr, a.src->device, a.bytes, nullptr, true);
+    auto* f = new Fence{dev, cuda::event_record(dev, nullptr), {a.dst, a.src}};
+    auto ext = Napi::External<Fence>::New(info.Env(), f, [](Napi::Env, Fence* p) {
+      if (p->event) cuda::event_destroy(p->device, p->event);
+      delete p;
+    });
+    napi_type_tag_object(info.Env(), ext, &kFenceTag);
+    return ext;
+  });
+}
+
+// fenceWait(fence): blocks until the queued copy has finished; a second wait returns at once.
+Napi::Value fence_wait(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    bool tagged = false;
+    if (info[0].IsExternal()) napi_check_object_type_tag(info.Env(), info[0], &kFenceTag, &tagged);
+    if (!tagged) fail(Code::Arg, "fenceWait: argument 'fence': expected a fence from copyQueued");
+    Fence* f = info[0].As<Napi::External<Fence>>().Data();
+    if (f->event) {
+      cuda::Event e = f->event;
+      f->event = nullptr;
+      f->keep_alive.clear();
+      cuda::event_wait_and_destroy(f->device, e);
+    }
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value memory_stats(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     Napi::Env env = info.Env();
@@ -191,6 +236,8 @@ void export_memory(Napi::Env env, Napi::Object exports) {
   exports.Set("download", Napi::Function::New(env, download, "download"));
   exports.Set("copy", Napi::Function::New(env, copy, "copy"));
   exports.Set("copyAsync", Napi::Function::New(env, copy_async, "copyAsync"));
+  exports.Set("copyQueued", Napi::Function::New(env, copy_queued, "copyQueued"));
+  exports.Set("fenceWait", Napi::Function::New(env, fence_wait, "fenceWait"));
   exports.Set("copy2d", Napi::Function::New(env, copy2d, "copy2d"));
   exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));
 }

@@ -249,8 +249,9 @@ Napi::Value scatter_rows(const Napi::CallbackInfo& info) {
   });
 }
 
-// sample(logits, vocab, temperature, topP, u, scratch|null, stream?) -> id. logits is f32. On a
-// device the id is written to `scratch` (one i32 on the device) and copied back (synchronising).
+// sample(logits, vocab, temperature, topP, u, scratch|null, stream?, queued?) -> id. logits is f32.
+// On a device the id is written to `scratch` (one i32 on the device) and copied back
+// (synchronising), or, with `queued`, left there for the next step's embedding (returns -1).
 Napi::Value sample(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     const char* fn = "sample";
@@ -271,6 +272,7 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
     } else {
       if (!scratch.s) fail(Code::Arg, "sample: a device scratch buffer is required for device logits");
       cuda::sample(dev, logits.ptr<float>(), vocab, temp, top_p, u, scratch.ptr<int32_t>(), stream_of(st));
+      if (info.Length() > 7 && arg_bool(info, 7, fn, "queued")) return Napi::Number::New(info.Env(), -1);
       if (st) cuda::stream_synchronize(dev, st->stream);
       cuda::memcpy(&id, kHost, scratch.ptr(), dev, 4, nullptr, false);
     }

@@ -52,6 +52,14 @@ Napi::Value device_synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
+// profilerRange(device, start): cudaProfilerStart/Stop, for `ncu --profile-from-start off`.
+Napi::Value profiler_range(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    cuda::profiler_range(arg_int(info, 0, "profilerRange", "device"), arg_bool(info, 1, "profilerRange", "start"));
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 void export_stream(Napi::Env env, Napi::Object exports) {
@@ -59,6 +67,7 @@ void export_stream(Napi::Env env, Napi::Object exports) {
   exports.Set("streamSynchronize", Napi::Function::New(env, stream_synchronize, "streamSynchronize"));
   exports.Set("deviceSynchronize", Napi::Function::New(env, device_synchronize, "deviceSynchronize"));
   exports.Set("streamDestroy", Napi::Function::New(env, stream_destroy, "streamDestroy"));
+  exports.Set("profilerRange", Napi::Function::New(env, profiler_range, "profilerRange"));
 }
 
 }  // namespace kv::binding

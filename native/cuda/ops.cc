@@ -187,40 +187,56 @@ void rmsnorm(int device, const void* x, const void* w, void* out, DType type, si
 // That is cublasGemmEx(transa = T, transb = N, M = m, N = n, K = k, A = w (lda k), B = x (ldb k),
 // C = out (ldc m)). With a bias, out is first filled with the bias rows and beta = 1, so cuBLAS
 // forms x w^T + bias in f32 and rounds once.
-void matmul(int device, const void* x, const void* w, const void* bias, void* out, DType type, size_t n,
-            size_t k, size_t m, Stream s) {
-  require_float(type, "matmul");
+namespace {
+
+// out = x w^T (+ bias) or, with `accumulate`, out += x w^T: cuBLAS reads out as C with beta = 1, so the
+// sum is formed in f32 and rounded once (the residual add of a projection, without its own pass).
+void gemm(int device, const void* x, const void* w, const void* bias, void* out, DType type, size_t n, size_t k,
+          size_t m, bool accumulate, Stream s, const char* fn) {
+  require_float(type, fn);
   set_device(device);
   if (n == 0 || m == 0) return;
   if (n > INT_MAX || k > INT_MAX || m > INT_MAX)
-    fail(Code::Shape, "matmul: sizes n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
+    fail(Code::Shape, std::string(fn) + ": sizes n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
                           std::to_string(m) + " exceed cuBLAS's int range");
   cudaStream_t st = as_stream(s);
   // Decode shapes (a few rows) are bound by reading w: kvlab's gemv streams it at close to the
   // memory bandwidth, where cuBLAS's GEMM kernels for n = 1 leave bandwidth unused.
   if (kvk::gemv_supported(x, w, out, static_cast<int>(type), n, k)) {
-    check_kernel(kvk::gemv(x, w, bias, out, static_cast<int>(type), n, k, m, st), "matmul (gemv)");
+    check_kernel(kvk::gemv(x, w, bias, out, static_cast<int>(type), n, k, m, accumulate, st), fn);
     return;
   }
-  if (bias) check_kernel(kvk::bias_rows(bias, out, static_cast<int>(type), n, m, st), "matmul (bias)");
+  if (bias) check_kernel(kvk::bias_rows(bias, out, static_cast<int>(type), n, m, st), fn);
   if (k == 0) {
-    if (!bias) check(cudaMemsetAsync(out, 0, n * m * dtype_size(type), st), "matmul: cudaMemsetAsync");
+    if (!bias && !accumulate) check(cudaMemsetAsync(out, 0, n * m * dtype_size(type), st), fn);
     return;
   }
   const size_t ws_bytes = blas_workspace_bytes(device);
-  Scratch ws(device, ws_bytes, st, false, "matmul");
+  Scratch ws(device, ws_bytes, st, false, fn);
   BlasSlot& slot = g_blas[device];
   std::lock_guard<std::mutex> lock(slot.mu);
   if (!slot.handle) check_blas(cublasCreate(&slot.handle), "matmul: cublasCreate");
   // cublasSetStream also resets the workspace to cuBLAS's own pool, so ours is set after it.
   check_blas(cublasSetStream(slot.handle, st), "matmul: cublasSetStream");
   if (ws.get()) check_blas(cublasSetWorkspace(slot.handle, ws.get(), ws_bytes), "matmul: cublasSetWorkspace");
-  const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
+  const float alpha = 1.0f, beta = bias || accumulate ? 1.0f : 0.0f;
   const cudaDataType_t dt = blas_type(type);
   const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
   check_blas(cublasGemmEx(slot.handle, CUBLAS_OP_T, CUBLAS_OP_N, im, in, ik, &alpha, w, dt, ik, x, dt, ik, &beta,
                           out, dt, im, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              "matmul: cublasGemmEx");
+}
+
+}  // namespace
+
+void matmul(int device, const void* x, const void* w, const void* bias, void* out, DType type, size_t n,
+            size_t k, size_t m, Stream s) {
+  gemm(device, x, w, bias, out, type, n, k, m, false, s, "matmul");
+}
+
+void matmul_add(int device, const void* x, const void* w, void* out, DType type, size_t n, size_t k, size_t m,
+                Stream s) {
+  gemm(device, x, w, nullptr, out, type, n, k, m, true, s, "matmul_add");
 }
 
 void rope(int device, void* x, DType type, const int32_t* pos, const float* inv_freq, size_t n, size_t heads,
@@ -229,6 +245,17 @@ void rope(int device, void* x, DType type, const int32_t* pos, const float* inv_
   if (head_dim % 2 != 0) fail(Code::Shape, "rope: head_dim must be even, got " + std::to_string(head_dim));
   set_device(device);
   check_kernel(kvk::rope(x, static_cast<int>(type), pos, inv_freq, n, heads, head_dim, as_stream(s)), "rope");
+}
+
+void rope_qk_scatter(int device, void* q, const void* k, const void* v, DType type, const int32_t* pos,
+                     const float* inv_freq, const int32_t* slots, void* k_cache, void* v_cache, size_t n, size_t hq,
+                     size_t hkv, size_t head_dim, Stream s) {
+  require_float(type, "rope_qk_scatter");
+  if (head_dim % 2 != 0) fail(Code::Shape, "rope: head_dim must be even, got " + std::to_string(head_dim));
+  set_device(device);
+  check_kernel(kvk::rope_qk_scatter(q, k, v, static_cast<int>(type), pos, inv_freq, slots, k_cache, v_cache, n, hq, hkv,
+                                    head_dim, as_stream(s)),
+               "rope_qk_scatter");
 }
 
 void attention(int device, const void* q, const void* k, const void* v, DType type, const int32_t* qpos,

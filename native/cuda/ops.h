@@ -23,9 +23,16 @@ void rmsnorm(int device, const void* x, const void* w, void* out, DType type, si
 // f32 accumulation (CUBLAS_COMPUTE_32F) for every type.
 void matmul(int device, const void* x, const void* w, const void* bias, void* out, DType type, size_t n,
             size_t k, size_t m, Stream s);
+// out[n, m] += x[n, k] . w[m, k]^T, summed in f32 and rounded once (a projection and its residual add).
+void matmul_add(int device, const void* x, const void* w, void* out, DType type, size_t n, size_t k, size_t m,
+                Stream s);
 
 void rope(int device, void* x, DType type, const int32_t* pos, const float* inv_freq, size_t n, size_t heads,
           size_t head_dim, Stream s);
+// rope on q in place and on k into the cache rows `slots`, v copied there (kernels/rope.cuh).
+void rope_qk_scatter(int device, void* q, const void* k, const void* v, DType type, const int32_t* pos,
+                     const float* inv_freq, const int32_t* slots, void* k_cache, void* v_cache, size_t n, size_t hq,
+                     size_t hkv, size_t head_dim, Stream s);
 
 // Tiled, online-softmax attention (the same definition as cpu::attention).
 void attention(int device, const void* q, const void* k, const void* v, DType type, const int32_t* qpos,

@@ -3,6 +3,7 @@
 #include "runtime.h"
 
 #include <cublas_v2.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -226,6 +227,16 @@ void event_wait_and_destroy(int device, Event e) {
   cudaError_t st = cudaEventSynchronize(static_cast<cudaEvent_t>(e));
   cudaEventDestroy(static_cast<cudaEvent_t>(e));
   check(st, "cudaEventSynchronize");
+}
+
+void event_destroy(int device, Event e) noexcept {
+  cudaSetDevice(device);
+  cudaEventDestroy(static_cast<cudaEvent_t>(e));
+}
+
+void profiler_range(int device, bool start) {
+  set_device(device);
+  check(start ? cudaProfilerStart() : cudaProfilerStop(), start ? "cudaProfilerStart" : "cudaProfilerStop");
 }
 
 void memcpy(void* dst, int dst_device, const void* src, int src_device, size_t bytes, Stream s,

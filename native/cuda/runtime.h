@@ -55,6 +55,10 @@ void stream_synchronize(int device, Stream s);
 using Event = void*;
 Event event_record(int device, Stream s);
 void event_wait_and_destroy(int device, Event e);  // blocks the calling thread
+void event_destroy(int device, Event e) noexcept;  // without waiting (a pending event is released when it completes)
+
+// Brackets the region a profiler run with --profile-from-start off records (ncu, nsys).
+void profiler_range(int device, bool start);
 
 // Copies between any two of host/device memory (device index kHost = -1 for the host side).
 // With a stream the copy is asynchronous (host memory must then be pinned to overlap).

@@ -32,6 +32,8 @@ void stream_destroy(int, Stream) noexcept {}
 void stream_synchronize(int, Stream) { unavailable(); }
 Event event_record(int, Stream) { unavailable(); }
 void event_wait_and_destroy(int, Event) { unavailable(); }
+void event_destroy(int, Event) noexcept {}
+void profiler_range(int, bool) { unavailable(); }
 void memcpy(void*, int, const void*, int, size_t, Stream, bool) { unavailable(); }
 void memcpy2d(void*, int, size_t, const void*, int, size_t, size_t, size_t) { unavailable(); }
 void cast(int, const void*, DType, void*, DType, size_t, Stream) { unavailable(); }
@@ -42,7 +44,12 @@ void fill_uniform(int, void*, DType, size_t, uint64_t, float, float, Stream) { u
 void embedding(int, const int32_t*, size_t, const void*, DType, size_t, void*, DType, Stream) { unavailable(); }
 void rmsnorm(int, const void*, const void*, void*, DType, size_t, size_t, float, Stream) { unavailable(); }
 void matmul(int, const void*, const void*, const void*, void*, DType, size_t, size_t, size_t, Stream) { unavailable(); }
+void matmul_add(int, const void*, const void*, void*, DType, size_t, size_t, size_t, Stream) { unavailable(); }
 void rope(int, void*, DType, const int32_t*, const float*, size_t, size_t, size_t, Stream) { unavailable(); }
+void rope_qk_scatter(int, void*, const void*, const void*, DType, const int32_t*, const float*, const int32_t*, void*, void*,
+                     size_t, size_t, size_t, size_t, Stream) {
+  unavailable();
+}
 void attention(int, const void*, const void*, const void*, DType, const int32_t*, const int32_t*, void*, size_t, size_t,
                size_t, size_t, size_t, float, Stream) { unavailable(); }
 void swiglu(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }

@@ -35,7 +35,6 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   void* k = scratch(2, n * kvd * es);
   void* v = scratch(3, n * kvd * es);
   void* att = scratch(4, n * qd * es);
-  void* o = scratch(5, n * D * es);
   void* g = scratch(6, n * F * es);
   void* u = scratch(7, n * F * es);
   const int dev = d_.device;
@@ -43,6 +42,7 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   if (dev == kHost) {
     auto f = [](void* x) { return static_cast<float*>(x); };
     float* x = f(io.x);
+    float* o = f(scratch(5, n * D * es));
     cpu::rmsnorm(x, p<float>(w.attn_norm), f(h), n, D, d_.eps);
     cpu::matmul(f(h), p<float>(w.wq), p<float>(w.bq), f(q), n, D, qd);
     cpu::matmul(f(h), p<float>(w.wk), p<float>(w.bk), f(k), n, D, kvd);
@@ -53,14 +53,14 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
     cpu::scatter_rows(v, io.slots, io.v_cache, n, kvd * 4);
     cpu::attention(f(q), f(io.k_cache), f(io.v_cache), io.pos, io.kpos, f(att), n, io.nk, d_.n_heads, d_.n_kv_heads,
                    hd, d_.scale);
-    cpu::matmul(f(att), p<float>(w.wo), nullptr, f(o), n, qd, D);
-    cpu::add(x, f(o), x, n * D);
+    cpu::matmul(f(att), p<float>(w.wo), nullptr, o, n, qd, D);
+    cpu::add(x, o, x, n * D);
     cpu::rmsnorm(x, p<float>(w.ffn_norm), f(h), n, D, d_.eps);
     cpu::matmul(f(h), p<float>(w.w1), nullptr, f(g), n, D, F);
     cpu::matmul(f(h), p<float>(w.w3), nullptr, f(u), n, D, F);
     cpu::swiglu(f(g), f(u), f(g), n * F);
-    cpu::matmul(f(g), p<float>(w.w2), nullptr, f(o), n, F, D);
-    cpu::add(x, f(o), x, n * D);
+    cpu::matmul(f(g), p<float>(w.w2), nullptr, o, n, F, D);
+    cpu::add(x, o, x, n * D);
     return;
   }
   void* x = io.x;
@@ -70,14 +70,12 @@ void Plan::run_layer(size_t l, const LayerIO& io, cuda::Stream st) {
   cuda::matmul(dev, h, p(w.wk), p(w.bk), k, t, n, D, kvd, st);
   cuda::matmul(dev, h, p(w.wv), p(w.bv), v, t, n, D, kvd, st);
   attend_cuda(io, q, k, v, att, st);
-  cuda::matmul(dev, att, p(w.wo), nullptr, o, t, n, qd, D, st);
-  cuda::add(dev, x, o, x, t, n * D, st);
+  cuda::matmul_add(dev, att, p(w.wo), x, t, n, qd, D, st);
   cuda::rmsnorm(dev, x, p(w.ffn_norm), h, t, n, D, d_.eps, st);
   cuda::matmul(dev, h, p(w.w1), nullptr, g, t, n, D, F, st);
   cuda::matmul(dev, h, p(w.w3), nullptr, u, t, n, D, F, st);
   cuda::swiglu(dev, g, u, g, t, n * F, st);
-  cuda::matmul(dev, g, p(w.w2), nullptr, o, t, n, F, D, st);
-  cuda::add(dev, x, o, x, t, n * D, st);
+  cuda::matmul_add(dev, g, p(w.w2), x, t, n, F, D, st);
 }
 
 void Plan::run_kv(size_t l, const LayerIO& io, cuda::Stream st) {
@@ -109,13 +107,11 @@ void Plan::run_kv(size_t l, const LayerIO& io, cuda::Stream st) {
 
 // RoPE on the new tokens' q and k, their k and v into the cache slots, attention over the cache.
 void Plan::attend_cuda(const LayerIO& io, void* q, void* k, void* v, void* att, cuda::Stream st) {
-  const size_t n = io.n, hd = d_.head_dim, kvd = d_.n_kv_heads * hd, es = dtype_size(d_.dtype);
+  const size_t n = io.n, hd = d_.head_dim;
   const int dev = d_.device;
   const DType t = d_.dtype;
-  cuda::rope(dev, q, t, io.pos, p<float>(inv_freq_), n, d_.n_heads, hd, st);
-  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
-  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
-  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
+  cuda::rope_qk_scatter(dev, q, k, v, t, io.pos, p<float>(inv_freq_), io.slots, io.k_cache, io.v_cache, n, d_.n_heads,
+                        d_.n_kv_heads, hd, st);
   cuda::attention(dev, q, io.k_cache, io.v_cache, t, io.pos, io.kpos, att, n, io.nk, d_.n_heads, d_.n_kv_heads, hd,
                   d_.scale, st);
 }

@@ -3,6 +3,9 @@
  * stop tokens, and a streaming callback per token.
  */
 import { ArgumentError } from '../runtime/errors.js';
+import type { SampleOptions } from '../runtime/ops.js';
+import type { Fence } from '../runtime/stream.js';
+import { Tensor } from '../runtime/tensor.js';
 import type { KVCache } from './kv-cache.js';
 import type { Model } from './model.js';
 
@@ -16,6 +19,13 @@ export interface GenerateOptions {
   stopTokens?: readonly number[];
   /** Called with each new token as it is produced; return false to stop. */
   onToken?: (token: number, index: number) => boolean | void;
+  /**
+   * On CUDA (default true): each step samples its successor's token on the device and the host
+   * queues one step ahead (queuedLoop). false: every step's logits are read back and sampled on the
+   * host, the reference path. Greedy tokens are the same either way; sampled ones may differ only
+   * at near-ties of float rounding (kernels/sample.cuh). Ignored on the CPU.
+   */
+  queued?: boolean;
 }
 
 export interface GenerateResult {
@@ -53,29 +63,95 @@ export function generate(model: Model, prompt: readonly number[], o: GenerateOpt
   const rand = seededUniform(o.seed ?? 0);
   const cache = model.newCache(Math.min(ctx, prompt.length + maxTokens));
   const t0 = performance.now();
-  let logits = model.prefill(prompt, { past: cache }).logits;
+  const logits = model.prefill(prompt, { past: cache }).logits;
   const t1 = performance.now();
   const tokens: number[] = [];
-  let stopReason: GenerateResult['stopReason'] = 'max-tokens';
-  let stopToken: number | null = null;
-  while (tokens.length < maxTokens) {
-    const next = model.sampleLogits(logits, { temperature, topP, u: rand() });
+  const state: { stopReason: GenerateResult['stopReason']; stopToken: number | null } = { stopReason: 'max-tokens', stopToken: null };
+  // Takes the next token; true when generation ends with it.
+  const accept = (next: number): boolean => {
     if (stops.has(next)) {
-      stopReason = 'stop-token';
-      stopToken = next;
-      break;
+      state.stopReason = 'stop-token';
+      state.stopToken = next;
+      return true;
     }
     tokens.push(next);
     if (o.onToken?.(next, tokens.length - 1) === false) {
-      stopReason = 'callback';
-      break;
+      state.stopReason = 'callback';
+      return true;
     }
-    if (tokens.length === maxTokens) break;
-    if (cache.length >= cache.capacity) {
-      stopReason = 'context';
-      break;
-    }
-    logits = model.decode(next, cache);
+    return tokens.length === maxTokens;
+  };
+  if (maxTokens > 0) {
+    const sampling = (): SampleOptions => ({ temperature, topP, u: rand() });
+    const first = model.sampleLogits(logits, sampling());
+    if (model.device.isCuda && o.queued !== false) queuedLoop(model, cache, first, maxTokens, sampling, accept, state);
+    else hostLoop(model, cache, first, sampling, accept, state);
   }
-  return { tokens, stopReason, stopToken, cache, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
+  return { tokens, stopReason: state.stopReason, stopToken: state.stopToken, cache, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
+}
+
+type Accept = (next: number) => boolean;
+type StopState = { stopReason: GenerateResult['stopReason'] };
+
+/** Decode, read the logits back, sample on the host, repeat. */
+function hostLoop(model: Model, cache: KVCache, first: number, sampling: () => SampleOptions, accept: Accept, state: StopState): void {
+  for (let next = first; !accept(next);) {
+    if (cache.length >= cache.capacity) {
+      state.stopReason = 'context';
+      return;
+    }
+    next = model.sampleLogits(model.decode(next, cache), sampling());
+  }
+}
+
+/**
+ * The same loop with the GPU never waiting for the host: each step samples its successor's token on
+ * the device (ids[i + 1]), and the host queues step i + 1 before it reads token i + 1 back, so the
+ * read-back, the stop checks and the next step's launches overlap the step in flight. A step queued
+ * for a token that turns out to end generation is taken back out of the cache.
+ */
+function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: number, sampling: () => SampleOptions,
+  accept: Accept, state: StopState): void {
+  const ids = Tensor.empty([maxTokens], { dtype: 'i32', device: model.device });
+  const host = Tensor.empty([maxTokens], { dtype: 'i32', pinned: true });
+  const views: Tensor[] = [];
+  const view = (t: Tensor, i: number): Tensor => {
+    const v = t.view([1], i);
+    views.push(v);
+    return v;
+  };
+  const fences: Fence[] = [];
+  const landed: Tensor[] = [];  // landed[i]: token i on the host once fences[i] is passed
+  let queued = 0;  // steps queued: step i decodes token i and samples token i + 1
+  const enqueue = (): void => {
+    const i = queued++;
+    model.decodeQueued(view(ids, i), cache, sampling(), view(ids, i + 1));
+    landed[i + 1] = view(host, i + 1);
+    fences[i + 1] = landed[i + 1]!.copyFromQueued(view(ids, i + 1));
+  };
+  try {
+    ids.write(Int32Array.of(first));
+    for (let i = 0, next = first; ; i++) {
+      const done = accept(next);
+      if (done) {
+        cache.truncate(cache.length - (queued - i));
+        return;
+      }
+      if (queued === i) {
+        if (cache.length >= cache.capacity) {
+          state.stopReason = 'context';
+          return;
+        }
+        enqueue();
+      }
+      // Token i + 2 is wanted only if token i + 1 does not end generation: queue its step now anyway.
+      if (i + 2 < maxTokens && cache.length < cache.capacity) enqueue();
+      fences[i + 1]!.wait();
+      next = landed[i + 1]!.toTypedArray()[0]!;
+    }
+  } finally {
+    for (const v of views) v.dispose();
+    ids.dispose();
+    host.dispose();
+  }
 }

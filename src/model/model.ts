@@ -12,7 +12,7 @@
  */
 import { Device, resolveDevice, type DeviceSpec } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
-import { ArgumentError, DTypeError, ShapeError } from '../runtime/errors.js';
+import { ArgumentError, DTypeError, DeviceError, ShapeError } from '../runtime/errors.js';
 import { addon, type LayerPlanHandle } from '../runtime/addon.js';
 import { DTYPE_IDS } from '../runtime/dtype.js';
 import { native } from '../runtime/errors.js';
@@ -263,15 +263,8 @@ export class Model {
     idsT.write(ids);
     const x = sc.get('x', [n, this.config.dim]);
     ops.embedding(idsT, this.embedTable, x);
-    const slots = cache.append(positions);
-    const pos32 = Int32Array.from(positions);
-    const posT = sc.get('pos', [n], 'i32');
-    posT.write(pos32);
-    const slotsT = sc.get('slots', [n], 'i32');
-    slotsT.write(slots);
-    const batch: TokenBatch = { n, positions: pos32, slots, positionsTensor: posT, slotsTensor: slotsT, dispose() {} };
     try {
-      for (let l = 0; l < this.config.nLayers; l++) this.layer(l, x, batch, cache);
+      const slots = this.forward(x, positions, cache);
       const mode = options.logits ?? 'last';
       let logits: Float32Array = new Float32Array(0);
       if (mode !== 'none') {
@@ -291,6 +284,48 @@ export class Model {
   /** One decode step: appends `token` at the next position; returns its logits. */
   decode(token: number, cache: KVCache): Float32Array {
     return this.prefill([token], { past: cache }).logits;
+  }
+
+  /**
+   * One decode step queued on the GPU, nothing waited for: the token is `id` (one i32 on the
+   * model's device, e.g. sampled there by the previous step), appended at the next position, and
+   * the next token is sampled from its logits into `out` (one i32 on the device). generate() chains
+   * these so that the host queues step i + 1 before it reads step i's token.
+   */
+  decodeQueued(id: Tensor, cache: KVCache, sampling: ops.SampleOptions, out: Tensor): void {
+    if (!this.device.isCuda) throw new DeviceError(`decodeQueued needs a model on a CUDA device, not ${this.device}`);
+    if (id.dtype !== 'i32' || id.numel !== 1 || !id.device.equals(this.device))
+      throw new ShapeError(`decodeQueued: the token must be one i32 on ${this.device}, got ${id.describe()}`);
+    const position = cache.length > 0 ? cache.positions[cache.length - 1]! + 1 : 0;
+    if (position >= this.config.maxSeqLen)
+      throw new ArgumentError(`position ${position} is beyond the model's context of ${this.config.maxSeqLen} tokens`);
+    const sc = this.scratch;
+    const x = sc.get('x', [1, this.config.dim]);
+    ops.embedding(id, this.embedTable, x);
+    try {
+      this.forward(x, [position], cache);
+      const l16 = this.headInto(x);
+      const l32 = sc.get('logits32', l16.shape, 'f32');
+      l16.castInto(l32);
+      ops.sampleQueued(l32, sampling, out);
+    } finally {
+      sc.release();
+    }
+  }
+
+  /** Appends the rows of `x` [n, dim] to the cache at `positions` and runs every layer on them. */
+  private forward(x: Tensor, positions: ArrayLike<number>, cache: KVCache): Int32Array {
+    const n = positions.length;
+    const sc = this.scratch;
+    const slots = cache.append(positions);
+    const pos32 = Int32Array.from(positions);
+    const posT = sc.get('pos', [n], 'i32');
+    posT.write(pos32);
+    const slotsT = sc.get('slots', [n], 'i32');
+    slotsT.write(slots);
+    const batch: TokenBatch = { n, positions: pos32, slots, positionsTensor: posT, slotsTensor: slotsT, dispose() {} };
+    for (let l = 0; l < this.config.nLayers; l++) this.layer(l, x, batch, cache);
+    return slots;
   }
 
   /**

@@ -11,6 +11,7 @@ import { AddonLoadError } from './errors.js';
 /** Opaque handles the addon hands out; only the addon can read them. */
 export type StorageHandle = { readonly __kvlabStorage: unique symbol };
 export type StreamHandle = { readonly __kvlabStream: unique symbol };
+export type FenceHandle = { readonly __kvlabFence: unique symbol };
 export type LayerPlanHandle = { readonly __kvlabLayerPlan: unique symbol };
 
 export interface BuildInfo {
@@ -73,6 +74,9 @@ export interface NativeAddon {
     width: number, rows: number): void;
   copyAsync(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number,
     stream: StreamHandle): Promise<void>;
+  copyQueued(dst: StorageHandle, dstOffset: number, src: StorageHandle, srcOffset: number, bytes: number): FenceHandle;
+  fenceWait(f: FenceHandle): void;
+  profilerRange(device: number, start: boolean): void;
   memoryStats(): NativeMemoryCounter[];
   streamCreate(device: number): StreamHandle;
   streamSynchronize(s: StreamHandle): Promise<void>;
@@ -101,7 +105,7 @@ export interface NativeAddon {
   scatterRows(src: StorageHandle, idx: StorageHandle, dst: StorageHandle, dstRows: number, n: number, widthBytes: number,
     stream: StreamHandle | null): void;
   sample(logits: StorageHandle, vocab: number, temperature: number, topP: number, u: number, scratch: StorageHandle | null,
-    stream: StreamHandle | null): number;
+    stream: StreamHandle | null, queued?: boolean): number;
   layerPlanCreate(dims: { dim: number; hidden: number; nHeads: number; nKvHeads: number; headDim: number; eps: number; fusedDecode?: boolean;
     scale: number; dtype: number }, layers: (StorageHandle | null)[][], invFreq: StorageHandle): LayerPlanHandle;
   layerPlanRun(plan: LayerPlanHandle, layer: number, x: StorageHandle, n: number, pos: StorageHandle, slots: StorageHandle,

@@ -4,7 +4,7 @@ export { Device, cudaAvailable, cudaStatus, checkDevice, resolveDevice, type Dev
 export { DTYPES, DTYPE_BYTES, isDType, type DType, type AnyTypedArray, type TypedArrayOf } from './dtype.js';
 export * from './errors.js';
 export { memoryStats, setCpuThreads, cpuThreads, type MemoryStats } from './memory.js';
-export { Stream, synchronize } from './stream.js';
+export { Fence, Stream, profilerRange, synchronize } from './stream.js';
 export { Tensor, shapeNumel, type Shape, type TensorOptions } from './tensor.js';
 export { doctor, type DoctorReport } from './doctor.js';
 export * as ops from './ops.js';

@@ -200,6 +200,18 @@ export function sample(logits: Tensor, o: SampleOptions, scratch: Tensor | null 
   return native(() => addon().sample(logits.nativeHandle, logits.numel, o.temperature, o.topP, o.u, scratch?.nativeHandle ?? null, s(stream)));
 }
 
+/**
+ * Picks a token id from device f32 logits [vocab] into `out` (one i32 on the same device) without
+ * reading it back: the next decode step's embedding reads it there (native/cpu/ops.h: sample).
+ */
+export function sampleQueued(logits: Tensor, o: SampleOptions, out: Tensor, stream?: Stream): void {
+  if (logits.dtype !== 'f32') throw new DTypeError(`sampleQueued: logits must be f32, got ${logits.describe()}`);
+  if (out.dtype !== 'i32' || out.numel !== 1) throw new ShapeError(`sampleQueued: out must be one i32, got ${out.describe()}`);
+  if (!logits.device.isCuda) throw new DeviceError(`sampleQueued needs device logits, got ${logits.describe()}`);
+  sameDevice('sampleQueued', logits, out);
+  native(() => addon().sample(logits.nativeHandle, logits.numel, o.temperature, o.topP, o.u, out.nativeHandle, s(stream), true));
+}
+
 /** Fills `out` with seeded uniform values in [lo, hi): the same bits on the CPU and on CUDA. */
 export function fillUniform(out: Tensor, seed: number, lo: number, hi: number, stream?: Stream): void {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new ShapeError(`fillUniform: seed must be a non-negative integer, got ${seed}`);

@@ -2,7 +2,7 @@
  * CUDA streams: queues of device work. Copies and kernels queued on one stream run in order;
  * separate streams overlap (CacheBlend loads layer i+1 while recomputing layer i).
  */
-import { addon, type StreamHandle } from './addon.js';
+import { addon, type FenceHandle, type StreamHandle } from './addon.js';
 import { Device, checkDevice, type DeviceSpec } from './device.js';
 import { DeviceError, DisposedError, native, nativeAsync } from './errors.js';
 
@@ -44,6 +44,28 @@ export class Stream {
     this.handle = null;
     native(() => addon().streamDestroy(h));
   }
+}
+
+/** The completion of a queued copy (Tensor.copyFromQueued). */
+export class Fence {
+  /** @internal */
+  constructor(private readonly handle: FenceHandle | null) {}
+
+  /** Blocks until the copy has landed (at once for a copy that was not queued). */
+  wait(): void {
+    const h = this.handle;
+    if (h) native(() => addon().fenceWait(h));
+  }
+}
+
+/**
+ * Marks the region a profiler started with `--profile-from-start off` records (ncu, nsys):
+ * `profilerRange(d, true)` before it, `profilerRange(d, false)` after.
+ */
+export function profilerRange(device: DeviceSpec, start: boolean): void {
+  const d = Device.parse(device);
+  if (!d.isCuda) throw new DeviceError(`profilerRange needs a CUDA device, not ${d}`);
+  native(() => addon().profilerRange(d.index, start));
 }
 
 /** Blocks until all work queued on `device` has finished (a no-op for the CPU, whose ops are synchronous). */

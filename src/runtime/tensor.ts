@@ -16,7 +16,7 @@ import {
   type AnyTypedArray, type DType, type TypedArrayOf,
 } from './dtype.js';
 import { ArgumentError, DTypeError, DeviceError, DisposedError, ShapeError, native, nativeAsync } from './errors.js';
-import type { Stream } from './stream.js';
+import { Fence, type Stream } from './stream.js';
 
 export type Shape = readonly number[];
 
@@ -269,6 +269,22 @@ export class Tensor {
     const dst = this.nativeHandle;
     const s = src.nativeHandle;
     await nativeAsync(() => addon().copyAsync(dst, 0, s, 0, this.byteLength, stream.nativeHandle));
+  }
+
+  /**
+   * Queues copyFrom(src) on the device's default stream, behind the work already queued there, and
+   * returns without waiting; the fence's wait() blocks until it has landed. A host side should be
+   * pinned, or the copy may wait for the queue. Host to host copies run at once.
+   */
+  copyFromQueued(src: Tensor): Fence {
+    this.checkCopy(src);
+    if (!this.device.isCuda && !src.device.isCuda) {
+      this.copyFrom(src);
+      return new Fence(null);
+    }
+    const dst = this.nativeHandle;
+    const s = src.nativeHandle;
+    return new Fence(native(() => addon().copyQueued(dst, 0, s, 0, this.byteLength)));
   }
 
   /**

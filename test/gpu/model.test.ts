@@ -93,6 +93,36 @@ test('random models (GQA, MQA, QKV bias, llama3 and linear RoPE): CUDA vs CPU', 
   }
 });
 
+test('generate on CUDA: the queued loop (device sampling, one step ahead) = the host loop: tokens, stop reasons, cache', () => {
+  const cfg: ModelConfig = { ...base, maxSeqLen: 40 };
+  const m = Model.random(cfg, { seed: 7, device: 'cuda:0', dtype: 'f32' });
+  const prompt = [1, 5, 9, 33, 71];
+  const run = (queued: boolean, o: Parameters<typeof generate>[2] = {}) => {
+    const r = generate(m, prompt, { maxTokens: 20, stopTokens: [], ...o, queued });
+    const out = { tokens: r.tokens, stopReason: r.stopReason, stopToken: r.stopToken, cached: r.cache.length };
+    r.cache.dispose();
+    return out;
+  };
+  const greedy = run(false);
+  assert.is(greedy.tokens.length, 20);
+  const cases: [string, Parameters<typeof generate>[2]][] = [
+    ['max tokens', {}],
+    ['stop token', { stopTokens: [greedy.tokens[6]!] }],
+    ['callback', { onToken: (_t: number, i: number) => i < 3 }],
+    ['context', { maxTokens: 60 }],
+    ['one token', { maxTokens: 1 }],
+  ];
+  for (const [name, o] of cases) {
+    const a = run(false, o), b = run(true, o);
+    assert.equal(b, a, name);
+  }
+  assert.is(run(true, { maxTokens: 60 }).stopReason, 'context');
+  assert.is(run(true, { stopTokens: [greedy.tokens[6]!] }).stopReason, 'stop-token');
+  const sampled = run(true, { temperature: 0.8, topP: 0.9, seed: 4 });
+  assert.is(sampled.tokens.length, 20);
+  m.dispose();
+});
+
 test('fused decode kernels = the separate ops (f32 <= 1e-5, bf16 <= 2e-2), QKV bias and GQA included, 1-4 tokens a step', () => {
   for (const [name, cfg] of VARIANTS) {
     for (const dtype of ['f32', 'bf16'] as const) {

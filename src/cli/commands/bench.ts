@@ -3,12 +3,12 @@ import type { ModelConfig } from '../../model/config.js';
 import { hfConfig } from '../../model/hf.js';
 import { loadModel } from '../../model/load.js';
 import { Model } from '../../model/model.js';
+import { generate } from '../../model/generate.js';
 import { PRESETS, nonEmbeddingParams, prefillFlops } from '../../model/presets.js';
 import { cudaStatus, resolveDevice } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import { ArgumentError } from '../../runtime/errors.js';
 import * as ops from '../../runtime/ops.js';
-import { synchronize } from '../../runtime/stream.js';
 import { medianTimeMs } from '../../runtime/timing.js';
 import { Tensor } from '../../runtime/tensor.js';
 import { benchJson, benchTable, type BenchRow } from '../bench-json.js';
@@ -25,6 +25,20 @@ function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: n
   const ms = medianTimeMs(() => ops.matmul(a, b, null, c), device, 10, 3);
   for (const t of [a, b, c]) t.dispose();
   return (2 * n ** 3) / (ms * 1e9);
+}
+
+/**
+ * The card's copy bandwidth as measured: a 1 GiB device-to-device copy, read and written bytes over
+ * the median time (GB/s). The decode floor is also reported against it, since cards of one model
+ * differ (the same H100 SKU streamed this session's decode step 1.28x faster on one host than another).
+ */
+function copyGBs(device: ReturnType<typeof resolveDevice>, bytes = 1 << 30): number {
+  const a = Tensor.empty([bytes / 4], { dtype: 'f32', device });
+  const b = Tensor.empty([bytes / 4], { dtype: 'f32', device });
+  ops.fillUniform(a, 3, -1, 1);
+  const ms = medianTimeMs(() => b.copyFrom(a), device, 10, 3);
+  for (const t of [a, b]) t.dispose();
+  return (2 * bytes) / (ms * 1e6);
 }
 
 function configFromJson(path: string): ModelConfig {
@@ -85,10 +99,14 @@ export const benchCommand: Command = {
       const dp = num(values, 'decode-prompt', 'bench')!;
       const dt = num(values, 'decode-tokens', 'bench')!;
       if (dp > 0 && dt > 0) {
-        // Floor: every weight byte read once per token at the card's peak bandwidth.
+        // Floor: every weight byte read once per token at the card's peak bandwidth, and again at
+        // its copy bandwidth measured here (one row each).
         const bw = device.isCuda ? cudaStatus().devices[device.index]!.peakBandwidthGBs : null;
+        const copy = device.isCuda ? copyGBs(device) : null;
+        if (copy !== null) rows.push({ case: { op: 'copy', bytes: 2 ** 30 }, metric: 'copy', value: copy, unit: 'GB/s', baseline: null, ratioToBaseline: null, floor: null });
         const weightBytes = (nonEmbeddingParams(c) + c.dim) * (dtype === 'f32' ? 4 : 2);
         const floorTokS = bw ? (bw * 1e9) / weightBytes : null;
+        const copyFloorTokS = copy ? (copy * 1e9) / weightBytes : null;
         const variants: [Model, boolean][] = [[model, true]];
         // The same weights (same seed) with the decode fusions off, to show what they buy.
         if (values['unfused-decode'] && shape) variants.push([Model.random(shape, { device, dtype, seed: 0, fusedDecode: false }), false]);
@@ -97,6 +115,8 @@ export const benchCommand: Command = {
             const tokS = decodeTokensPerSecond(m, dp, dt);
             rows.push({ case: { model: name, prompt: dp, steps: dt, dtype, fusedDecode: fused }, metric: 'decode', value: tokS, unit: 'tokens/s',
               baseline: floorTokS ? 'bandwidth-floor' : null, ratioToBaseline: floorTokS ? tokS / floorTokS : null, floor: floorTokS });
+            if (copyFloorTokS) rows.push({ case: { model: name, prompt: dp, steps: dt, dtype, fusedDecode: fused }, metric: 'decode', value: tokS, unit: 'tokens/s',
+              baseline: 'copy-floor', ratioToBaseline: tokS / copyFloorTokS, floor: copyFloorTokS });
           } finally {
             if (m !== model) m.dispose();
           }
@@ -113,21 +133,16 @@ export const benchCommand: Command = {
   },
 };
 
-/** Greedy decode speed after a `prompt`-token prefill: `steps` timed steps after 4 warm-up steps. */
+/**
+ * Greedy decode speed after a `prompt`-token prefill, through generate() (as transformers' baseline
+ * times its generate): `steps` decode steps after a warm-up run; the prefill is not counted.
+ */
 function decodeTokensPerSecond(model: Model, prompt: number, steps: number): number {
   const c = model.config;
   const toks = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % c.vocabSize);
-  const cache = model.newCache(prompt + steps + 8);
-  try {
-    model.prefill(toks, { past: cache });
-    for (let i = 0; i < 4; i++) model.decode(5, cache);  // warm-up
-    synchronize(model.device);
-    const t0 = performance.now();
-    let logits = model.decode(7, cache);
-    for (let i = 1; i < steps; i++) logits = model.decode(model.sampleLogits(logits, { temperature: 0, topP: 1, u: 0 }), cache);
-    synchronize(model.device);
-    return steps / ((performance.now() - t0) / 1000);
-  } finally {
-    cache.dispose();
-  }
+  generate(model, toks.slice(0, 16), { maxTokens: 8, stopTokens: [] }).cache.dispose();  // warm-up
+  const r = generate(model, toks, { maxTokens: steps + 1, stopTokens: [] });
+  r.cache.dispose();
+  if (r.tokens.length !== steps + 1) throw new Error(`decode bench: generate stopped after ${r.tokens.length} tokens (${r.stopReason})`);
+  return steps / (r.decodeMs / 1000);
 }
