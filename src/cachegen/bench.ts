@@ -29,7 +29,10 @@ import { Tensor } from '../runtime/tensor.js';
 import { modelFingerprint } from '../model/fingerprint.js';
 import { continuationLogits } from '../eval/kv-continuation.js';
 import { continuationQuality } from '../eval/quality.js';
-import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, type CachegenLevel } from './levels.js';
+import { calibrateLevel } from './calibrate.js';
+import type { KVCodec } from './codec.js';
+import { CachegenCodec } from './codecs.js';
+import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, CACHEGEN_LEVELS, type CachegenLevel } from './levels.js';
 import { codecAddon } from './native.js';
 import { writeFileSync } from 'node:fs';
 import { getCodec } from './registry.js';
@@ -58,6 +61,13 @@ export interface CodecBenchOptions {
   saveKv?: string;
   /** Continuation tokens of the quality rows (0 or absent: none); see the module comment. */
   quality?: number;
+  /**
+   * Also calibrate the default level for this model (calibrate.ts) on a span of other token ids,
+   * to a KL budget: a number (nats), or 'released' for the KL cachegen-released (LMCache's
+   * quantisation) costs on that span. The calibrated level joins the speed and quality rows as
+   * `default-calibrated`. Needs `quality`.
+   */
+  calibrate?: number | 'released';
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -125,15 +135,21 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   const device = model.device;
   const c = model.config;
   const fp = modelFingerprint(c);
-  const codec = getCodec('cachegen');
+  const codecFor = (level: CachegenLevel): KVCodec => (CACHEGEN_LEVELS.includes(level) ? getCodec('cachegen') : new CachegenCodec([level], level.name));
   const maxT = Math.max(...lengths);
   const quality = o.quality ?? 0;
   if (!Number.isInteger(quality) || quality < 0 || quality === 1 || maxT + quality > c.maxSeqLen)
     throw new ArgumentError(`quality: continuation tokens must be 0 or an integer >= 2 with ${maxT} + them within the model's ${c.maxSeqLen}`);
   const ids = Array.from({ length: maxT + quality }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 0) % c.vocabSize);
+  const rows: CodecBenchRow[] = [];
+  if (o.calibrate !== undefined) {
+    if (quality === 0) throw new ArgumentError('calibrate needs quality rows (a continuation length)');
+    const cal = calibrationRows(model, maxT, quality, o.calibrate, o.onProgress);
+    rows.push(...cal.rows);
+    levels.push(cal.level);
+  }
   o.onProgress?.(`prefill ${maxT} tokens on ${device}`);
   const { cache } = model.prefill(ids.slice(0, maxT), { logits: 'none', capacity: maxT });
-  const rows: CodecBenchRow[] = [];
   const peak = device.isCuda ? cudaStatus().devices[device.index]?.peakBandwidthGBs ?? null : null;
   try {
     // Each chunk is exported once and encoded at every level.
@@ -146,6 +162,7 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
       try {
         if (o.saveKv && T === maxT) writeKvFile(o.saveKv, kv);
         for (const level of levels) {
+          const codec = codecFor(level);
           const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
           let encMs: number, decMs: number, container: Uint8Array;
           if (device.isCuda) {
@@ -218,6 +235,48 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   return benchJson('codec', device, o.argv ?? ['codec', 'bench'], rows);
 }
 
+/**
+ * Calibrates the default level (calibrate.ts) on a span of other token ids than the bench's, to
+ * `budget` or to what cachegen-released costs on that span; rows for every candidate tried.
+ */
+function calibrationRows(model: Model, T: number, quality: number, budget: number | 'released', onProgress?: (message: string) => void):
+  { level: CachegenLevel; rows: CodecBenchRow[] } {
+  const c = model.config;
+  const ids = Array.from({ length: T + quality }, (_, i) => (Math.imul(i + 7919, 2246822519) >>> 0) % c.vocabSize);
+  onProgress?.(`calibration: prefill ${T} other tokens`);
+  const { cache } = model.prefill(ids.slice(0, T), { logits: 'none', capacity: T });
+  const exported = cache.exportSpan(0, T);
+  cache.dispose();
+  const kv = exported.kv.dtype === 'f16' ? exported.kv : exported.kv.cast('f16');
+  if (kv !== exported.kv) exported.kv.dispose();
+  const span = { kv, positions: exported.positions, continuation: ids.slice(T) };
+  const rows: CodecBenchRow[] = [];
+  try {
+    let kl = typeof budget === 'number' ? budget : NaN;
+    if (budget === 'released') {
+      const codec = getCodec('cachegen-released');
+      const decoded = codec.decode(codec.encode({ ...span, fingerprint: modelFingerprint(c) }), { device: model.device, dtype: model.dtype }).kv;
+      try {
+        const reference = continuationLogits(model, kv, span.positions, span.continuation);
+        kl = continuationQuality(reference, continuationLogits(model, decoded, span.positions, span.continuation), c.vocabSize, span.continuation.slice(1)).kl;
+      } finally {
+        decoded.dispose();
+      }
+    }
+    const cal = calibrateLevel(model, [span], { base: cachegenLevel(CACHEGEN_DEFAULT_LEVEL), budget: kl, onProgress });
+    const caseOf = { part: 'calibration', budget: String(budget), budgetKL: kl, tokens: T, continuation: quality };
+    for (const p of cal.tried) {
+      rows.push({ case: { ...caseOf, kScale: p.kScale, vScale: p.vScale }, metric: 'calibrationKL', value: p.kl, unit: 'nats', baseline: null, ratioToBaseline: null, floor: null });
+      rows.push({ case: { ...caseOf, kScale: p.kScale, vScale: p.vScale }, metric: 'calibrationBitsPerValue', value: p.bitsPerValue, unit: 'bits', baseline: null, ratioToBaseline: null, floor: null });
+    }
+    rows.push({ case: { ...caseOf, level: cal.level.name, kScale: cal.point.kScale, vScale: cal.point.vScale }, metric: 'calibratedBitsPerValue',
+      value: cal.point.bitsPerValue, unit: 'bits', baseline: null, ratioToBaseline: null, floor: null });
+    return { level: cal.level, rows };
+  } finally {
+    kv.dispose();
+  }
+}
+
 /** The quality rows (module comment) of one span; disposes the span's KV. */
 function qualityRows(model: Model, exact: { kv: Tensor; positions: Int32Array }, continuation: number[], levels: readonly CachegenLevel[],
   onProgress?: (message: string) => void): CodecBenchRow[] {
@@ -225,14 +284,15 @@ function qualityRows(model: Model, exact: { kv: Tensor; positions: Int32Array },
   const rows: CodecBenchRow[] = [];
   const f16 = exact.kv.dtype === 'f16' ? exact.kv : exact.kv.cast('f16');
   const span = { kv: f16, positions: exact.positions, fingerprint: modelFingerprint(c) };
-  const runs: [string, string][] = [...levels.map((l) => ['cachegen', l.name] as [string, string]),
-    ['cachegen-released', 'default'], ['kivi2', 'g32'], ['int4-channel', 'default']];
+  const runs: [KVCodec, string][] = [
+    ...levels.map((l) => [CACHEGEN_LEVELS.includes(l) ? getCodec('cachegen') : new CachegenCodec([l], l.name), l.name] as [KVCodec, string]),
+    [getCodec('cachegen-released'), 'default'], [getCodec('kivi2'), 'g32'], [getCodec('int4-channel'), 'default']];
   try {
     onProgress?.(`exact continuation of ${continuation.length} tokens after ${T}`);
     const reference = continuationLogits(model, exact.kv, exact.positions, continuation);
-    for (const [name, level] of runs) {
+    for (const [codec, level] of runs) {
+      const name = codec.name;
       onProgress?.(`quality: ${name} ${level}`);
-      const codec = getCodec(name);
       const bytes = codec.encode(span, { level });
       const decoded = codec.decode(bytes, { device: model.device, dtype: model.dtype }).kv;
       try {

@@ -11,4 +11,5 @@ export { PcaBasis, pcaCodec, pcaProfile, type PcaCodec } from './pca.js';
 export { CodecProfile } from './profile.js';
 export { codecNames, codecs, getCodec, UnknownCodecError } from './registry.js';
 export { containerStats, type ContainerStats } from './stats.js';
+export { calibrateLevel, scaledLevel, K_SCALES, V_SCALES, type Calibration, type CalibrationPoint, type CalibrationSpan, type CalibrateOptions } from './calibrate.js';
 export { codecBench, type CodecBenchJson, type CodecBenchOptions, type CodecBenchRow } from './bench.js';

@@ -14,6 +14,13 @@ import { benchTable } from '../bench-json.js';
 import { num, str, type CliIO, type Values } from '../command.js';
 import { modelSearchPath } from '../search-path.js';
 
+function calibrateBudget(v: string | undefined): number | 'released' | undefined {
+  if (v === undefined || v === 'released') return v;
+  const kl = Number(v);
+  if (!(kl > 0)) throw new ArgumentError(`kvlab codec bench: --calibrate must be a positive KL (nats) or 'released', got ${JSON.stringify(v)}`);
+  return kl;
+}
+
 export async function codecBenchCommand(values: Values, io: CliIO): Promise<number> {
   const device = resolveDevice(str(values, 'device') ?? 'cuda');
   const name = str(values, 'model') ?? 'mistral-7b';
@@ -26,7 +33,7 @@ export async function codecBenchCommand(values: Values, io: CliIO): Promise<numb
     const argv = ['codec', 'bench', ...process.argv.slice(4)];
     const j = codecBench(model, {
       tokens, reps: num(values, 'reps', 'codec bench') ?? 10, level: str(values, 'level'), argv, saveKv: str(values, 'save-kv'),
-      quality: num(values, 'quality', 'codec bench') ?? 0,
+      quality: num(values, 'quality', 'codec bench') ?? 0, calibrate: calibrateBudget(str(values, 'calibrate')),
       onProgress: values.json ? undefined : (m) => io.err(`  ${m}`),
     });
     const text = JSON.stringify(j, null, 1);

@@ -103,6 +103,7 @@ export const codecCommand: Command = {
     reps: { type: 'string', value: 'N', help: 'bench: timed repetitions (default 10)' },
     level: { type: 'string', value: 'NAME', help: 'bench: cachegen level(s), comma-separated (default: the default level)' },
     out: { type: 'string', value: 'FILE', help: 'bench: also write the JSON here' },
+    calibrate: { type: 'string', value: 'KL|released', help: 'bench (with --quality): also calibrate the default level for this model to a KL budget, or to what cachegen-released costs, on other tokens (row level default-calibrated)' },
     'save-kv': { type: 'string', value: 'FILE', help: 'bench: write the longest chunk\'s KV as raw fp16 [layers][K|V][tokens][heads][dim] (to time another codec on the same bytes)' },
     quality: { type: 'string', value: 'N', help: 'bench: N continuation tokens on each level\'s and baseline\'s decoded KV of the longest chunk: KL and top-1 vs exact KV' },
   },

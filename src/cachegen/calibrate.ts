@@ -1,0 +1,135 @@
+/**
+ * Per-model calibration of a CacheGen level against a quality budget.
+ *
+ * The levels in levels.ts were chosen on stories260K, and another model's KV tolerates other steps:
+ * on a random-initialised Mistral-7B, V errors dominate the output and V needs steps several times
+ * finer for the same KL (session 4's quality bench). So a level is calibrated per model: its K and V
+ * step fractions are scaled by (kScale, vScale) from geometric grids, each candidate encodes
+ * calibration spans, decodes them, and runs a continuation through the model on the decoded KV; the
+ * cheapest candidate (bits per value) whose mean continuation KL stays within the budget wins.
+ * For each kScale the V grid is walked from coarse to fine and stops at the first candidate within
+ * the budget (KL falls as V's steps shrink), so a search costs a few dozen encode/decode/continuation
+ * rounds. Calibrate on spans other than those you evaluate on.
+ */
+import type { Model } from '../model/model.js';
+import { modelFingerprint } from '../model/fingerprint.js';
+import { ArgumentError } from '../runtime/errors.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { continuationLogits } from '../eval/kv-continuation.js';
+import { continuationQuality } from '../eval/quality.js';
+import { CachegenCodec } from './codecs.js';
+import { type CachegenLevel } from './levels.js';
+import { containerStats } from './stats.js';
+
+/** A KV span to calibrate on and the tokens that follow it. */
+export interface CalibrationSpan {
+  /** [nLayers, 2, n, nKvHeads, headDim], f16, computed by the model being calibrated. */
+  readonly kv: Tensor;
+  readonly positions: Int32Array;
+  /** At least two tokens: the continuation whose logits are compared. */
+  readonly continuation: readonly number[];
+}
+
+export interface CalibrationPoint {
+  readonly kScale: number;
+  readonly vScale: number;
+  /** Mean continuation KL over the spans, vs their exact KV. */
+  readonly kl: number;
+  /** Stored bits per KV value over all spans (containers included). */
+  readonly bitsPerValue: number;
+}
+
+export interface Calibration {
+  readonly level: CachegenLevel;
+  readonly point: CalibrationPoint;
+  readonly budget: number;
+  /** Every candidate evaluated, in order. */
+  readonly tried: readonly CalibrationPoint[];
+}
+
+export interface CalibrateOptions {
+  /** The level whose fractions are scaled (the default level). */
+  base: CachegenLevel;
+  /** Mean continuation KL (nats) the calibrated level may cost. */
+  budget: number;
+  /** The calibrated level's name (default `${base.name}-calibrated`). */
+  name?: string;
+  kScales?: readonly number[];
+  /** Coarse to fine. */
+  vScales?: readonly number[];
+  onProgress?: (message: string) => void;
+}
+
+export const K_SCALES: readonly number[] = [2, 1.41, 1, 0.71, 0.5, 0.35, 0.25];
+export const V_SCALES: readonly number[] = [1, 0.71, 0.5, 0.35, 0.25, 0.18, 0.125, 0.088, 0.0625];
+
+/**
+ * `base` with its K and V step fractions multiplied by kScale and vScale. A layer third whose step
+ * was made finer than 1/m of the range gets m = 31, so that step is not raised back to range / m.
+ */
+export function scaledLevel(base: CachegenLevel, kScale: number, vScale: number, name = `${base.name}-k${kScale}-v${vScale}`): CachegenLevel {
+  if (!(kScale > 0 && vScale > 0)) throw new ArgumentError(`step scales must be positive, got k ${kScale}, v ${vScale}`);
+  const times = (xs: readonly [number, number, number], s: number) => xs.map((x) => x * s) as unknown as [number, number, number];
+  const k = { anchor: times(base.k.anchor, kScale), delta: times(base.k.delta, kScale) };
+  const v = { anchor: times(base.v.anchor, vScale), delta: times(base.v.delta, vScale) };
+  // A third whose step was made finer and now sits below 1/m of the range gets m = 31 (scale 1
+  // leaves the base level as it is).
+  const m = (g: number, levels: readonly number[], pairs: [readonly number[], readonly number[]][]) =>
+    pairs.some(([was, now]) => now[g]! < was[g]! && now[g]! < 1 / levels[g]!) ? 31 : levels[g]!;
+  const anchors: [readonly number[], readonly number[]][] = [[base.k.anchor, k.anchor], [base.v.anchor, v.anchor]];
+  const deltas: [readonly number[], readonly number[]][] = [[base.k.delta, k.delta], [base.v.delta, v.delta]];
+  return {
+    name, group: base.group,
+    anchor: [0, 1, 2].map((g) => m(g, base.anchor, anchors)) as unknown as [number, number, number],
+    delta: [0, 1, 2].map((g) => m(g, base.delta, deltas)) as unknown as [number, number, number],
+    k, v,
+  };
+}
+
+/** Mean continuation KL and bits per value of one level over prepared spans. */
+function evaluate(model: Model, spans: readonly (CalibrationSpan & { reference: Float32Array })[], level: CachegenLevel): { kl: number; bitsPerValue: number } {
+  const codec = new CachegenCodec([level], level.name);
+  const fingerprint = modelFingerprint(model.config);
+  let kl = 0, bits = 0, values = 0;
+  for (const s of spans) {
+    const bytes = codec.encode({ kv: s.kv, positions: s.positions, fingerprint }, { level: level.name });
+    const decoded = codec.decode(bytes, { device: model.device, dtype: model.dtype }).kv;
+    try {
+      const logits = continuationLogits(model, decoded, s.positions, s.continuation);
+      kl += continuationQuality(s.reference, logits, model.config.vocabSize, s.continuation.slice(1)).kl;
+    } finally {
+      decoded.dispose();
+    }
+    bits += containerStats(bytes).bitsPerValue * s.kv.numel;
+    values += s.kv.numel;
+  }
+  return { kl: kl / spans.length, bitsPerValue: bits / values };
+}
+
+/** The cheapest scaled `o.base` whose mean continuation KL on `spans` is within `o.budget` (module comment). */
+export function calibrateLevel(model: Model, spans: readonly CalibrationSpan[], o: CalibrateOptions): Calibration {
+  if (spans.length === 0) throw new ArgumentError('calibration needs at least one span');
+  if (!(o.budget > 0)) throw new ArgumentError(`the KL budget must be positive, got ${o.budget}`);
+  for (const s of spans)
+    if (s.continuation.length < 2) throw new ArgumentError('each calibration span needs a continuation of at least 2 tokens');
+  const prepared = spans.map((s) => ({ ...s, reference: continuationLogits(model, s.kv, s.positions, s.continuation) }));
+  const tried: CalibrationPoint[] = [];
+  let best: CalibrationPoint | null = null;
+  for (const kScale of o.kScales ?? K_SCALES) {
+    for (const vScale of o.vScales ?? V_SCALES) {
+      const r = evaluate(model, prepared, scaledLevel(o.base, kScale, vScale));
+      const p = { kScale, vScale, ...r };
+      tried.push(p);
+      o.onProgress?.(`calibrate: k x${kScale} v x${vScale}: KL ${r.kl.toExponential(2)}, ${r.bitsPerValue.toFixed(3)} bits`);
+      if (r.kl <= o.budget) {
+        if (!best || p.bitsPerValue < best.bitsPerValue) best = p;
+        break;
+      }
+    }
+  }
+  if (!best) {
+    const finest = tried.reduce((a, b) => (b.kl < a.kl ? b : a));
+    throw new ArgumentError(`no scaled ${o.base.name} level reaches KL ${o.budget.toExponential(2)} (the finest tried: ${finest.kl.toExponential(2)})`);
+  }
+  return { level: scaledLevel(o.base, best.kScale, best.vScale, o.name ?? `${o.base.name}-calibrated`), point: best, budget: o.budget, tried };
+}
