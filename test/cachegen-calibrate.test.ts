@@ -36,11 +36,20 @@ test('scaledLevel multiplies K and V step fractions and widens m where a step fa
   assert.throws(() => scaledLevel(base, 0, 1), (e: unknown) => e instanceof ArgumentError);
 });
 
+const grid = { kScales: [1, 0.5], vScales: [1, 0.5, 0.25, 0.125] };
+
+test('scaledLevel takes one factor per layer third', () => {
+  const s = scaledLevel(base, [1, 2, 0.5], [0.25, 1, 1]);
+  assert.equal(s.k.anchor, base.k.anchor.map((f, g) => f * [1, 2, 0.5][g]!));
+  assert.equal(s.v.delta, base.v.delta.map((f, g) => f * [0.25, 1, 1][g]!));
+  assert.equal(scaledLevel(base, [2, 2, 2], [0.5, 0.5, 0.5]), scaledLevel(base, 2, 0.5, 'default-k2,2,2-v0.5,0.5,0.5'));
+});
+
 test('calibrateLevel: within the budget on its span, the cheapest passing candidate, finer V for a tighter budget', () => {
   const s = span(11);
   try {
-    const loose = calibrateLevel(model, [s], { base, budget: 0.05, kScales: [1, 0.5], vScales: [1, 0.5, 0.25, 0.125] });
-    const tight = calibrateLevel(model, [s], { base, budget: 0.01, kScales: [1, 0.5], vScales: [1, 0.5, 0.25, 0.125] });
+    const loose = calibrateLevel(model, [s], { base, budget: 0.05, ...grid, refine: false });
+    const tight = calibrateLevel(model, [s], { base, budget: 0.01, ...grid, refine: false });
     for (const c of [loose, tight]) {
       assert.ok(c.point.kl <= c.budget, `${c.point.kl} > ${c.budget}`);
       const passing = c.tried.filter((p) => p.kl <= c.budget);
@@ -49,11 +58,30 @@ test('calibrateLevel: within the budget on its span, the cheapest passing candid
     }
     assert.ok(tight.point.bitsPerValue >= loose.point.bitsPerValue);
     // Each kScale's walk stops at its first passing V scale: no two passing points share a kScale.
-    const ks = tight.tried.filter((p) => p.kl <= tight.budget).map((p) => p.kScale);
+    const ks = tight.tried.filter((p) => p.kl <= tight.budget).map((p) => p.kScale[0]);
     assert.is(new Set(ks).size, ks.length);
     assert.throws(() => calibrateLevel(model, [s], { base, budget: 1e-12, kScales: [1], vScales: [1, 0.5] }),
       (e: unknown) => e instanceof ArgumentError && /reaches KL/.test((e as Error).message));
     assert.throws(() => calibrateLevel(model, [], { base, budget: 0.1 }), (e: unknown) => e instanceof ArgumentError);
+  } finally {
+    s.kv.dispose();
+  }
+});
+
+test('calibrateLevel refines layer thirds one at a time: no more bits, still within the budget, only coarser', () => {
+  const s = span(23);
+  try {
+    const flat = calibrateLevel(model, [s], { base, budget: 0.01, ...grid, refine: false });
+    const refined = calibrateLevel(model, [s], { base, budget: 0.01, ...grid });
+    assert.ok(refined.point.kl <= refined.budget);
+    assert.ok(refined.point.bitsPerValue <= flat.point.bitsPerValue);
+    for (let g = 0; g < 3; g++) {
+      assert.ok(refined.point.kScale[g]! >= flat.point.kScale[g]!);
+      assert.ok(refined.point.vScale[g]! >= flat.point.vScale[g]!);
+    }
+    // The refined level is the one its point describes.
+    assert.equal(refined.level.v.delta, scaledLevel(base, refined.point.kScale, refined.point.vScale).v.delta);
+    console.log(`  refine: ${flat.point.bitsPerValue.toFixed(3)} -> ${refined.point.bitsPerValue.toFixed(3)} bits (k ${refined.point.kScale.join('/')}, v ${refined.point.vScale.join('/')})`);
   } finally {
     s.kv.dispose();
   }
