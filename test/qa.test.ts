@@ -177,6 +177,23 @@ test('kvlab qa eval: finds the bundled model with no model folder configured; JS
   assert.is(await main(['qa', 'eval', '--methods', 'bogus'], io), 2);
   assert.match(err.join('\n'), /unknown method 'bogus'/);
   assert.is(await main(['qa', 'eval', '--set', '/no/such/dir'], io), 1);
+  // One kind and the cacheblend knobs: a deeper check layer recomputes more (compute fraction).
+  const cf: number[] = [];
+  for (const check of ['1', '3']) {
+    out.length = 0;
+    assert.is(await main(['qa', 'eval', '--kinds', 'back-reference', '--per-kind', '1', '--methods', 'cacheblend', '--ratios', '0.15',
+      '--check-layer', check, '--deviation', 'v', '--json'], io), 0);
+    const k = JSON.parse(out.join('')) as { questions: number; policyOptions: Record<string, unknown>; rows: { kind: string; computeFraction: number }[] };
+    assert.is(k.questions, 1);
+    assert.equal(k.policyOptions, { checkLayer: Number(check), deviation: 'v' });
+    assert.equal(k.rows.map((r) => r.kind).sort(), ['all', 'back-reference']);
+    cf.push(k.rows[0]!.computeFraction);
+  }
+  assert.ok(cf[1]! > cf[0]!);
+  assert.is(await main(['qa', 'eval', '--kinds', 'trivia'], io), 2);
+  assert.is(await main(['qa', 'eval', '--deviation', 'q'], io), 2);
+  assert.is(await main(['qa', 'eval', '--per-kind', '1', '--methods', 'cacheblend', '--check-layer', '99'], io), 2);
+  assert.match(err.join('\n'), /unknown kind 'trivia'[\s\S]*--deviation must be[\s\S]*check layer 99/);
 });
 
 test.after(() => model.dispose());

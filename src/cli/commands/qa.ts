@@ -1,20 +1,20 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { POLICY_NAMES, type PolicyName } from '../../cacheblend/policies.js';
+import { POLICY_NAMES, type DeviationKind, type PolicyName } from '../../cacheblend/policies.js';
 import { QA_KINDS, readQaSet, type QaRecord } from '../../eval/qa/dataset.js';
 import { QA_FIXED_METHODS, QA_RATIO_METHODS, QA_RATIOS, qaEval, type QaEvalRow } from '../../eval/qa/eval.js';
 import { loadModel } from '../../model/load.js';
 import { PACKAGE_ROOT } from '../../runtime/addon.js';
 import { ArgumentError, NotFoundError } from '../../runtime/errors.js';
-import { num, str, type Command } from '../command.js';
+import { num, str, type Command, type Values } from '../command.js';
 import { modelSearchPath } from '../search-path.js';
 
 /** kvlab's bundled QA model (models/kvlab-qa), trained on datasets/multidoc-qa. */
 export const DEFAULT_QA_MODEL = 'kvlab-qa';
 const DEFAULT_SET = join(PACKAGE_ROOT, 'datasets', 'multidoc-qa', 'v1');
 
-function readSet(dir: string, perKind: number | undefined): QaRecord[] {
-  return QA_KINDS.flatMap((kind) => {
+function readSet(dir: string, perKind: number | undefined, kinds: readonly string[]): QaRecord[] {
+  return kinds.flatMap((kind) => {
     const path = join(dir, `${kind}.jsonl`);
     if (!existsSync(path)) throw new NotFoundError(`${path} does not exist (a QA set folder holds ${QA_KINDS.map((k) => `${k}.jsonl`).join(', ')})`);
     const recs = readQaSet(path);
@@ -36,6 +36,21 @@ function table(rows: QaEvalRow[]): string[] {
     m.ratio.toFixed(3), m.computeFraction.toFixed(3).padStart(7), ...kinds.map((k, i) => cell(m, k).padEnd(labels[i]!.length))].join('  '))];
 }
 
+/** The cacheblend-family knobs from the flags (the policies check their ranges). */
+function policyFlags(values: Values): { checkLayer?: number; deviation?: DeviationKind; firstRatio?: number } {
+  const o: { checkLayer?: number; deviation?: DeviationKind; firstRatio?: number } = {};
+  const check = num(values, 'check-layer', 'qa');
+  if (check !== undefined) o.checkLayer = check;
+  const dev = str(values, 'deviation');
+  if (dev !== undefined) {
+    if (dev !== 'k' && dev !== 'v' && dev !== 'kv') throw new ArgumentError(`--deviation must be k, v or kv, got '${dev}'`);
+    o.deviation = dev;
+  }
+  const first = num(values, 'first-ratio', 'qa');
+  if (first !== undefined) o.firstRatio = first;
+  return o;
+}
+
 export const qaCommand: Command = {
   name: 'qa',
   positionals: 'eval',
@@ -53,6 +68,10 @@ export const qaCommand: Command = {
     ratios: { type: 'string', value: 'R[,R...]', help: 'recompute ratios in [0, 1]', default: QA_RATIOS.join(',') },
     methods: { type: 'string', value: 'M[,M...]', help: `methods (default: ${[...QA_FIXED_METHODS, ...QA_RATIO_METHODS].join(',')})` },
     device: { type: 'string', value: 'cpu|cuda[:N]', help: 'device', default: 'cpu' },
+    kinds: { type: 'string', value: 'K[,K...]', help: `question kinds (default: ${QA_KINDS.join(',')})` },
+    'check-layer': { type: 'string', value: 'L', help: 'cacheblend-family methods: the check layer (default 1)' },
+    deviation: { type: 'string', value: 'k|v|kv', help: 'cacheblend-family methods: what the deviation compares (cacheblend default kv)' },
+    'first-ratio': { type: 'string', value: 'R', help: 'cacheblend: the share kept at the check layer, in [r, 2r] (default 4r/3)' },
     json: { type: 'boolean', help: 'print JSON' },
   },
   async run(values, pos, io) {
@@ -61,7 +80,10 @@ export const qaCommand: Command = {
     const dir = setFlag ? resolve(io.cwd, setFlag) : DEFAULT_SET;
     const perKind = num(values, 'per-kind', 'qa');
     if (perKind !== undefined && !(Number.isInteger(perKind) && perKind >= 1)) throw new ArgumentError(`--per-kind must be a positive integer, got ${perKind}`);
-    const records = readSet(dir, perKind);
+    const kinds = str(values, 'kinds')?.split(',') ?? [...QA_KINDS];
+    for (const k of kinds) if (!(QA_KINDS as readonly string[]).includes(k)) throw new ArgumentError(`--kinds: unknown kind '${k}' (known: ${QA_KINDS.join(', ')})`);
+    const records = readSet(dir, perKind, kinds);
+    const policyOptions = policyFlags(values);
     const ratios = str(values, 'ratios')!.split(',').map(Number);
     for (const r of ratios) if (!(r >= 0 && r <= 1)) throw new ArgumentError(`--ratios: ${r} is outside [0, 1]`);
     const asked = str(values, 'methods')?.split(',') as PolicyName[] | undefined;
@@ -78,11 +100,12 @@ export const qaCommand: Command = {
         ratios,
         fixedMethods: asked ? QA_FIXED_METHODS.filter((m) => asked.includes(m)) : QA_FIXED_METHODS,
         ratioMethods: asked ? asked.filter((m) => !QA_FIXED_METHODS.includes(m)) : QA_RATIO_METHODS,
+        policyOptions,
         onProgress: values.json ? undefined : (d, t) => { if (d % 10 === 0 || d === t) io.err(`  question ${d}/${t}`); },
       });
       const seconds = (performance.now() - t0) / 1000;
       if (values.json) {
-        io.out(JSON.stringify({ set: dir, model: modelName, device: model.device.toString(), questions: records.length, seconds, rows }, null, 1));
+        io.out(JSON.stringify({ set: dir, model: modelName, device: model.device.toString(), questions: records.length, policyOptions, seconds, rows }, null, 1));
       } else {
         io.out(`${records.length} questions (${dir}), model ${modelName} on ${model.device}, ${seconds.toFixed(0)} s`);
         for (const l of table(rows)) io.out(l);
