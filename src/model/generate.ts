@@ -150,8 +150,14 @@ function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: numb
       next = landed[i + 1]!.toTypedArray()[0]!;
     }
   } finally {
-    for (const v of views) v.dispose();
-    ids.dispose();
-    host.dispose();
+    // A step queued ahead may still be writing ids and host: let it land before they are freed
+    // (the memory may be handed out again at once).
+    try {
+      fences[queued]?.wait();
+    } finally {
+      for (const v of views) v.dispose();
+      ids.dispose();
+      host.dispose();
+    }
   }
 }
