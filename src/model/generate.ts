@@ -125,9 +125,10 @@ function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: numb
   let queued = 0;  // steps queued: step i decodes token i and samples token i + 1
   const enqueue = (): void => {
     const i = queued++;
-    model.decodeQueued(view(ids, i), cache, sampling(), view(ids, i + 1));
+    const sampled = view(ids, i + 1);
+    model.decodeQueued(view(ids, i), cache, sampling(), sampled);
     landed[i + 1] = view(host, i + 1);
-    fences[i + 1] = landed[i + 1]!.copyFromQueued(view(ids, i + 1));
+    fences[i + 1] = landed[i + 1]!.copyFromQueued(sampled);
   };
   try {
     ids.write(Int32Array.of(first));

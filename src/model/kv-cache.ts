@@ -36,6 +36,11 @@ export class KVCache {
     return this.len;
   }
 
+  /** The position after the last filled slot's (0 when empty): where the next token goes. */
+  get nextPosition(): number {
+    return this.len > 0 ? this.positions[this.len - 1]! + 1 : 0;
+  }
+
   get dtype(): DType {
     return this.data.dtype;
   }

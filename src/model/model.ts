@@ -250,12 +250,10 @@ export class Model {
     const n = tokens.length;
     if (n === 0) throw new ArgumentError('prefill needs at least one token');
     const cache = options.past ?? this.newCache(options.capacity ?? n + 256);
-    const start = cache.length > 0 ? cache.positions[cache.length - 1]! + 1 : 0;
+    const start = cache.nextPosition;
     const positions = options.positions ?? Int32Array.from({ length: n }, (_, i) => start + i);
     if (positions.length !== n) throw new ShapeError(`${n} tokens but ${positions.length} positions`);
-    for (let i = 0; i < n; i++)
-      if (positions[i]! >= this.config.maxSeqLen)
-        throw new ArgumentError(`position ${positions[i]} is beyond the model's context of ${this.config.maxSeqLen} tokens`);
+    this.checkPositions(positions);
     // Per-call buffers come from the scratch pool, so a decode step allocates nothing.
     const ids = this.checkTokens(tokens);
     const sc = this.scratch;
@@ -296,9 +294,8 @@ export class Model {
     if (!this.device.isCuda) throw new DeviceError(`decodeQueued needs a model on a CUDA device, not ${this.device}`);
     if (id.dtype !== 'i32' || id.numel !== 1 || !id.device.equals(this.device))
       throw new ShapeError(`decodeQueued: the token must be one i32 on ${this.device}, got ${id.describe()}`);
-    const position = cache.length > 0 ? cache.positions[cache.length - 1]! + 1 : 0;
-    if (position >= this.config.maxSeqLen)
-      throw new ArgumentError(`position ${position} is beyond the model's context of ${this.config.maxSeqLen} tokens`);
+    const position = cache.nextPosition;
+    this.checkPositions([position]);
     const sc = this.scratch;
     const x = sc.get('x', [1, this.config.dim]);
     ops.embedding(id, this.embedTable, x);
@@ -349,6 +346,12 @@ export class Model {
       ...this.layers.flatMap((w) => [w.attnNorm, w.wq, w.wk, w.wv, w.wo, w.bq, w.bk, w.bv, w.ffnNorm, w.w1, w.w3, w.w2])];
     for (const t of all) if (t && !seen.has(t)) { seen.add(t); t.dispose(); }
     this.scratch.dispose();
+  }
+
+  private checkPositions(positions: ArrayLike<number>): void {
+    for (let i = 0; i < positions.length; i++)
+      if (positions[i]! >= this.config.maxSeqLen)
+        throw new ArgumentError(`position ${positions[i]} is beyond the model's context of ${this.config.maxSeqLen} tokens`);
   }
 
   private checkTokens(tokens: ArrayLike<number>): Int32Array {
