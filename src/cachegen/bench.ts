@@ -29,13 +29,12 @@ import { Tensor } from '../runtime/tensor.js';
 import { modelFingerprint } from '../model/fingerprint.js';
 import { continuationLogits } from '../eval/kv-continuation.js';
 import { continuationQuality } from '../eval/quality.js';
-import { calibrateLevel } from './calibrate.js';
+import { calibrateLevel, codecKL } from './calibrate.js';
 import type { KVCodec } from './codec.js';
-import { CachegenCodec } from './codecs.js';
-import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, CACHEGEN_LEVELS, type CachegenLevel } from './levels.js';
+import { cachegenLevel, cachegenPlaneLevels, CACHEGEN_DEFAULT_LEVEL, type CachegenLevel } from './levels.js';
 import { codecAddon } from './native.js';
 import { writeFileSync } from 'node:fs';
-import { getCodec } from './registry.js';
+import { cachegenCodecFor, getCodec } from './registry.js';
 import { containerStats } from './stats.js';
 
 /** Rows and JSON of DESIGN.md's benchmark format (src/runtime/bench-json.ts). */
@@ -135,7 +134,6 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
   const device = model.device;
   const c = model.config;
   const fp = modelFingerprint(c);
-  const codecFor = (level: CachegenLevel): KVCodec => (CACHEGEN_LEVELS.includes(level) ? getCodec('cachegen') : new CachegenCodec([level], level.name));
   const maxT = Math.max(...lengths);
   const quality = o.quality ?? 0;
   if (!Number.isInteger(quality) || quality < 0 || quality === 1 || maxT + quality > c.maxSeqLen)
@@ -162,7 +160,7 @@ export function codecBench(model: Model, o: CodecBenchOptions): CodecBenchJson {
       try {
         if (o.saveKv && T === maxT) writeKvFile(o.saveKv, kv);
         for (const level of levels) {
-          const codec = codecFor(level);
+          const codec = cachegenCodecFor(level);
           const caseOf = { codec: 'cachegen', level: level.name, tokens: T, layers: c.nLayers, kvHeads: c.nKvHeads, headDim: c.headDim };
           let encMs: number, decMs: number, container: Uint8Array;
           if (device.isCuda) {
@@ -254,14 +252,8 @@ function calibrationRows(model: Model, T: number, quality: number, budget: numbe
   try {
     let kl = typeof budget === 'number' ? budget : NaN;
     if (budget === 'released') {
-      const codec = getCodec('cachegen-released');
-      const decoded = codec.decode(codec.encode({ ...span, fingerprint: modelFingerprint(c) }), { device: model.device, dtype: model.dtype }).kv;
-      try {
-        const reference = continuationLogits(model, kv, span.positions, span.continuation);
-        kl = continuationQuality(reference, continuationLogits(model, decoded, span.positions, span.continuation), c.vocabSize, span.continuation.slice(1)).kl;
-      } finally {
-        decoded.dispose();
-      }
+      const reference = continuationLogits(model, kv, span.positions, span.continuation);
+      kl = codecKL(model, { ...span, reference }, getCodec('cachegen-released'), 'default').kl;
     }
     const cal = calibrateLevel(model, [span], { base: cachegenLevel(CACHEGEN_DEFAULT_LEVEL), budget: kl, onProgress });
     const caseOf = { part: 'calibration', budget: String(budget), budgetKL: kl, tokens: T, continuation: quality };
@@ -285,7 +277,7 @@ function qualityRows(model: Model, exact: { kv: Tensor; positions: Int32Array },
   const f16 = exact.kv.dtype === 'f16' ? exact.kv : exact.kv.cast('f16');
   const span = { kv: f16, positions: exact.positions, fingerprint: modelFingerprint(c) };
   const runs: [KVCodec, string][] = [
-    ...levels.map((l) => [CACHEGEN_LEVELS.includes(l) ? getCodec('cachegen') : new CachegenCodec([l], l.name), l.name] as [KVCodec, string]),
+    ...levels.map((l) => [cachegenCodecFor(l), l.name] as [KVCodec, string]),
     [getCodec('cachegen-released'), 'default'], [getCodec('kivi2'), 'g32'], [getCodec('int4-channel'), 'default']];
   try {
     onProgress?.(`exact continuation of ${continuation.length} tokens after ${T}`);

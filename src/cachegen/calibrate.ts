@@ -21,7 +21,8 @@ import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { continuationLogits } from '../eval/kv-continuation.js';
 import { continuationQuality } from '../eval/quality.js';
-import { CachegenCodec } from './codecs.js';
+import type { KVCodec } from './codec.js';
+import { cachegenCodecFor } from './registry.js';
 import { type CachegenLevel } from './levels.js';
 import { containerStats } from './stats.js';
 
@@ -104,21 +105,31 @@ function thirds(s: number | ThirdScales): ThirdScales {
   return typeof s === 'number' ? [s, s, s] : s;
 }
 
+/**
+ * One span through `codec` at `level` and back onto the model's device, then the continuation on the
+ * decoded KV: its mean KL against `reference` (the continuation's logits on the exact KV) and the
+ * container.
+ */
+export function codecKL(model: Model, span: CalibrationSpan & { reference: Float32Array }, codec: KVCodec, level: string):
+  { kl: number; bytes: Uint8Array } {
+  const bytes = codec.encode({ kv: span.kv, positions: span.positions, fingerprint: modelFingerprint(model.config) }, { level });
+  const decoded = codec.decode(bytes, { device: model.device, dtype: model.dtype }).kv;
+  try {
+    const logits = continuationLogits(model, decoded, span.positions, span.continuation);
+    return { kl: continuationQuality(span.reference, logits, model.config.vocabSize, span.continuation.slice(1)).kl, bytes };
+  } finally {
+    decoded.dispose();
+  }
+}
+
 /** Mean continuation KL and bits per value of one level over prepared spans. */
 function evaluate(model: Model, spans: readonly (CalibrationSpan & { reference: Float32Array })[], level: CachegenLevel): { kl: number; bitsPerValue: number } {
-  const codec = new CachegenCodec([level], level.name);
-  const fingerprint = modelFingerprint(model.config);
+  const codec = cachegenCodecFor(level);
   let kl = 0, bits = 0, values = 0;
   for (const s of spans) {
-    const bytes = codec.encode({ kv: s.kv, positions: s.positions, fingerprint }, { level: level.name });
-    const decoded = codec.decode(bytes, { device: model.device, dtype: model.dtype }).kv;
-    try {
-      const logits = continuationLogits(model, decoded, s.positions, s.continuation);
-      kl += continuationQuality(s.reference, logits, model.config.vocabSize, s.continuation.slice(1)).kl;
-    } finally {
-      decoded.dispose();
-    }
-    bits += containerStats(bytes).bitsPerValue * s.kv.numel;
+    const r = codecKL(model, s, codec, level.name);
+    kl += r.kl;
+    bits += containerStats(r.bytes).bitsPerValue * s.kv.numel;
     values += s.kv.numel;
   }
   return { kl: kl / spans.length, bitsPerValue: bits / values };
