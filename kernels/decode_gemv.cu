@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(256) decode_gemv_kernel(const T* __restrict__ 
 #pragma unroll
   for (int j = 0; j < NW; ++j)
     wr[j] = static_cast<const T*>(p.w[EP == kSwiglu ? j : part]) + static_cast<size_t>(row) * k;
-  // The first four 16-byte loads of each lane (one unrolled round of the loop below) towards L2
-  // while the previous kernel may still run; x and out are only touched after the wait.
+  // Each lane's first four 16-byte weight loads towards L2 while the previous kernel may still run;
+  // x and out are only touched after the wait.
 #pragma unroll
   for (int j = 0; j < NW; ++j)
 #pragma unroll

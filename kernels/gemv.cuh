@@ -1,8 +1,9 @@
-// gemv: out[n, m] = x[n, k] . w[m, k]^T (+ bias[m]) (+ out, with `accumulate`) for a few rows (n <= kGemvMaxRows), the decode
-// shape. It is bound by reading w once, so one warp streams one weight row with 16-byte loads and
-// applies it to every row of x (x is small and stays in L1/L2); f32 accumulation, one rounding at
-// the store. Reference: native/cpu/matmul.cc. Needs k * sizeof(T) % 16 == 0 and 16-byte aligned
-// pointers; `gemv_supported` says whether a call qualifies (otherwise use cuBLAS).
+// gemv: out[n, m] = x[n, k] . w[m, k]^T (+ bias[m]) (+ out, with `accumulate`) for a few rows
+// (n <= kGemvMaxRows), the decode shape. It is bound by reading w once, so one warp streams one
+// weight row with 16-byte loads and applies it to every row of x (x is small and stays in L1/L2);
+// f32 accumulation, one rounding at the store. Reference: native/cpu/matmul.cc. Needs
+// k * sizeof(T) % 16 == 0 and 16-byte aligned pointers; `gemv_supported` says whether a call
+// qualifies (otherwise use cuBLAS).
 #pragma once
 #include <cstddef>
 #include <cuda_runtime.h>

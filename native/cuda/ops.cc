@@ -251,7 +251,7 @@ void rope_qk_scatter(int device, void* q, const void* k, const void* v, DType ty
                      const float* inv_freq, const int32_t* slots, void* k_cache, void* v_cache, size_t n, size_t hq,
                      size_t hkv, size_t head_dim, Stream s) {
   require_float(type, "rope_qk_scatter");
-  if (head_dim % 2 != 0) fail(Code::Shape, "rope: head_dim must be even, got " + std::to_string(head_dim));
+  if (head_dim % 2 != 0) fail(Code::Shape, "rope_qk_scatter: head_dim must be even, got " + std::to_string(head_dim));
   set_device(device);
   check_kernel(kvk::rope_qk_scatter(q, k, v, static_cast<int>(type), pos, inv_freq, slots, k_cache, v_cache, n, hq, hkv,
                                     head_dim, as_stream(s)),

@@ -30,7 +30,7 @@ function gemmTflops(device: ReturnType<typeof resolveDevice>, dtype: DType, n: n
 /**
  * The card's copy bandwidth as measured: a 1 GiB device-to-device copy, read and written bytes over
  * the median time (GB/s). The decode floor is also reported against it, since cards of one model
- * differ (the same H100 SKU streamed this session's decode step 1.28x faster on one host than another).
+ * differ (results/README.md: one H100 host ran the same decode step 1.28x faster than another).
  */
 function copyGBs(device: ReturnType<typeof resolveDevice>, bytes = 1 << 30): number {
   const a = Tensor.empty([bytes / 4], { dtype: 'f32', device });
