@@ -223,17 +223,20 @@ __global__ void __launch_bounds__(kDgThreads) attn_decode_group_kernel(Params p)
     for (int e = 0; e < V; ++e) acc[g][e] = 0.0f;
   }
   constexpr int kStride = NW * KPW;  // keys between a lane group's successive keys
-  for (int j0 = jb + state; j0 < je; j0 += U * kStride) {
+  // The trip count is the warp's, not the lane group's: every lane takes part in the shuffles.
+  for (int w0 = jb + warp * KPW; w0 < je; w0 += U * kStride) {
     uint4 kr[U], vr[U];
     bool vis[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int j = j0 + u * kStride;
+      const int j = w0 + sub + u * kStride;
       vis[u] = j < je;
       if (vis[u]) {
         kr[u] = *reinterpret_cast<const uint4*>(kb + static_cast<size_t>(j) * kvstride);
         vr[u] = *reinterpret_cast<const uint4*>(vb + static_cast<size_t>(j) * kvstride);
         vis[u] = p.kpos[j] <= qp;
+      } else {
+        kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
       }
     }
     float s[U][G];
