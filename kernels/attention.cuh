@@ -24,6 +24,11 @@
 //                32 keys held as f32 in shared memory; 4 threads per query row, f32 FMA throughout.
 //                Needs up to 101 KiB of shared memory (d = 256); where the device has less, decode
 //                serves every nq.
+//   decode, grouped  f16/bf16, d in {64, 128}, hq / hkv in {1, 2, 4, 8}, 16-byte aligned q/k/v, and
+//                nq as for decode below: a CTA of 4 warps per (query, kv head, split) serves the G query
+//                heads of its kv head; a key row's 16-byte chunks spread over d / 8 lanes, each lane
+//                keeps 4 key steps of K and V loads in flight (2 for G = 8) and its lane group runs
+//                its own online softmax; the CTA merges the groups in a fixed order. 32-key tiles.
 //   decode       nq <= 4 (tensor-core case) or <= 16: a CTA of 128 threads per (query, head, split);
 //                tiles of 128 keys, one thread per key for the score (16-byte loads of K straight
 //                from global memory); for P.V each thread owns 16 bytes of head dims and groups of
