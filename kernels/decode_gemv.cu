@@ -26,12 +26,8 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 }
 
 bool pdl_enabled() {
-  static int cc_major[64] = {};  // 0: not asked yet
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  if (cc_major[dev] == 0 && cudaDeviceGetAttribute(&cc_major[dev], cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-    cc_major[dev] = -1;
-  return cc_major[dev] >= 9;
+  int cc = 0;
+  return current_device_limits(nullptr, nullptr, &cc) == cudaSuccess && cc >= 9;
 }
 
 struct Parts {
