@@ -39,9 +39,9 @@ test('generator: the committed held-out sets are what the generator makes (make.
   }
 });
 
-function checkRecord(r: QaRecord): void {
+function checkRecord(r: QaRecord, chunks: readonly [number, number] = [4, 6]): void {
   checkQaRecord(r, r._id);
-  assert.ok(r.chunks.length >= 4 && r.chunks.length <= 6, `${r._id}: ${r.chunks.length} chunks`);
+  assert.ok(r.chunks.length >= chunks[0] && r.chunks.length <= chunks[1], `${r._id}: ${r.chunks.length} chunks`);
   assert.is(r.answers.length, 1);
   const words = r.answers[0]!.split(' ').length;
   assert.ok(words >= 1 && words <= 3, `${r._id}: answer '${r.answers[0]}'`);
@@ -73,6 +73,26 @@ test('generator: schema, evidence and the introducing-chunk ordering invariant (
     for (const r of readQaSet(join(SET, `${kind}.jsonl`))) checkRecord(r);
     for (const r of generateSet(77, kind, 200)) checkRecord(r);
   }
+});
+
+test('generator: --chunks LO-HI keeps the invariants, tops v1 up with named chunks only, and fits the 512 positions', () => {
+  for (const range of [[8, 10], [10, 12]] as const) {
+    for (const kind of QA_KINDS) {
+      const set = generateSet(77, kind, 100, 0, { chunks: range });
+      for (const r of set) {
+        checkRecord(r, range);
+        assert.ok(r._id.startsWith(`v1-c${range[0]}-${range[1]}-s77-${kind}-`), r._id);
+        // The extra chunks are self-contained: no more ref chunks than a v1 context can hold (3).
+        assert.ok(chunkRoles(r).filter((x) => x.type === 'ref').length <= 3, r._id);
+        // The whole training sequence (prompt, answer, EOS) fits kvlab-qa's context.
+        const t = tokenizePrompt(tok, promptText(r.chunks, r.input, r.answers[0]));
+        assert.ok(promptLength(t) + t.answer.length <= model.config.maxSeqLen, `${r._id}: ${promptLength(t) + t.answer.length} tokens`);
+      }
+      assert.not.equal(set[0]!.context, generateRecord(77, kind, 0).context);
+    }
+  }
+  assert.throws(() => generateRecord(1, 'single', 0, { chunks: [5, 8] }), (e: unknown) => e instanceof RangeError);
+  assert.throws(() => generateRecord(1, 'single', 0, { chunks: [9, 8] }), (e: unknown) => e instanceof RangeError);
 });
 
 test('generator: training examples add questions their chunks answer, after the record itself', () => {

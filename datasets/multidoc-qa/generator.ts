@@ -20,6 +20,8 @@
  * entities, so a question has exactly one answer and guessing among look-alike chunks fails.
  *
  * Deterministic: the same (seed, kind, index) gives the same record on every machine.
+ * GeneratorOptions.chunks (unset: v1) makes longer contexts: more entities, and the v1 selection
+ * topped up with chunks that name their entity (intro without ref, company, city).
  */
 import { QA_KINDS, type QaKind, type QaRecord } from '../../src/eval/qa/dataset.js';
 import { seededUniform } from '../../src/model/generate.js';
@@ -123,18 +125,19 @@ interface Question { input: string; answer: string; needs: string[] }
 
 interface World { persons: Person[]; orgs: Org[]; cities: City[]; pr: Pronoun }
 
-function makeWorld(r: Rng): World {
+/** A world of `n` persons, `n` companies and `n` cities (v1: n = 3). */
+function makeWorld(r: Rng, n = 3): World {
   const names = new Set<string>();
-  const cities = distinct(r, 3, cityName, names).map((name): City => ({ name, region: '', river: '' }));
-  const regions = distinct(r, 3, regionName, names), rivers = distinct(r, 3, riverName, names);
+  const cities = distinct(r, n, cityName, names).map((name): City => ({ name, region: '', river: '' }));
+  const regions = distinct(r, n, regionName, names), rivers = distinct(r, n, riverName, names);
   cities.forEach((c, i) => { c.region = regions[i]!; c.river = rivers[i]!; });
-  const years = distinct(r, 3, (rr) => int(rr, 1780, 1990));
-  const products = distinct(r, 3, (rr) => pick(rr, PRODUCTS));
-  const orgs = distinct(r, 3, orgName, names).map((name, i): Org => ({ name, city: pick(r, cities).name, year: years[i]!, product: products[i]! }));
-  const prof = distinct(r, 3, (rr) => pick(rr, PROFESSIONS)), pets = distinct(r, 3, (rr) => pick(rr, PETS));
-  const inst = distinct(r, 3, (rr) => pick(rr, INSTRUMENTS)), cols = distinct(r, 3, (rr) => pick(rr, COLOURS));
-  const ages = distinct(r, 3, (rr) => int(rr, 21, 79));
-  const persons = distinct(r, 3, personName, names).map((name, i): Person => ({
+  const years = distinct(r, n, (rr) => int(rr, 1780, 1990));
+  const products = distinct(r, n, (rr) => pick(rr, PRODUCTS));
+  const orgs = distinct(r, n, orgName, names).map((name, i): Org => ({ name, city: pick(r, cities).name, year: years[i]!, product: products[i]! }));
+  const prof = distinct(r, n, (rr) => pick(rr, PROFESSIONS)), pets = distinct(r, n, (rr) => pick(rr, PETS));
+  const inst = distinct(r, n, (rr) => pick(rr, INSTRUMENTS)), cols = distinct(r, n, (rr) => pick(rr, COLOURS));
+  const ages = distinct(r, n, (rr) => int(rr, 21, 79));
+  const persons = distinct(r, n, personName, names).map((name, i): Person => ({
     name, profession: prof[i]!, city: pick(r, cities).name, org: pick(r, orgs).name, age: ages[i]!,
     pet: pets[i]!, instrument: inst[i]!, colour: cols[i]!,
   }));
@@ -178,15 +181,16 @@ function questionsOf(w: World, kind: QaKind): Question[] {
  * Picks 4-6 chunks: the evidence, then distractors. Back-reference questions always get at least
  * one other person's intro + ref pair, so the asked attribute appears in two or more ref chunks.
  */
-function chooseChunks(r: Rng, q: Question, kind: QaKind): string[] {
+function chooseChunks(r: Rng, q: Question, kind: QaKind, w: World): string[] {
   const n = int(r, 4, 6);
+  const ix = w.persons.map((_, i) => i);
   const chosen = new Set(q.needs);
   if (kind === 'back-reference') {
     const self = Number(q.needs[0]!.split(':')[1]);
-    const other = pick(r, [0, 1, 2].filter((i) => i !== self));
+    const other = pick(r, ix.filter((i) => i !== self));
     chosen.add(`intro:${other}`).add(`ref:${other}`);
   }
-  const pool = shuffle(r, ['intro', 'ref', 'org', 'city'].flatMap((t) => [0, 1, 2].map((i) => `${t}:${i}`)));
+  const pool = shuffle(r, ['intro', 'ref', 'org', 'city'].flatMap((t) => ix.map((i) => `${t}:${i}`)));
   for (const id of pool) {
     if (chosen.size >= n) break;
     if (chosen.has(id)) continue;
@@ -199,6 +203,18 @@ function chooseChunks(r: Rng, q: Question, kind: QaKind): string[] {
     chosen.add(id);
   }
   return [...chosen];
+}
+
+/**
+ * Adds self-contained distractors (an intro chunk without its ref, a company, a city: each names
+ * its entity) to a v1 selection until it holds `n` chunks.
+ */
+function addDistractors(r: Rng, ids: string[], n: number, w: World): string[] {
+  const chosen = new Set(ids);
+  const ix = w.persons.map((_, i) => i);
+  const pool = shuffle(r, ['intro', 'org', 'city'].flatMap((t) => ix.map((i) => `${t}:${i}`)).filter((id) => !chosen.has(id)));
+  if (ids.length + pool.length < n) throw new RangeError(`a world of ${w.persons.length} persons cannot fill ${n} chunks`);
+  return [...ids, ...pool.slice(0, Math.max(0, n - ids.length))];
 }
 
 /**
@@ -243,24 +259,49 @@ function recordSeed(seed: number, kind: QaKind, index: number): number {
   return h;
 }
 
-function build(seed: number, kind: QaKind, index: number) {
+/**
+ * Generator options. Unset (the default) is v1 exactly: 4-6 chunks from a world of 3 persons, 3
+ * companies, 3 cities.
+ */
+export interface GeneratorOptions {
+  /**
+   * Chunks per context, [lo, hi] with 6 <= lo <= hi. The world grows to `ceil(hi / 2)` persons,
+   * companies and cities; the v1 selection (4-6 chunks, same rules) is topped up with
+   * self-contained distractors (intro chunks without their ref, company and city chunks) to
+   * int(lo, hi) chunks. Records get dataset `...-v1-c<lo>-<hi>` and _id `v1-c<lo>-<hi>-s...`.
+   */
+  chunks?: readonly [number, number];
+}
+
+function checkOptions(o: GeneratorOptions): void {
+  if (o.chunks === undefined) return;
+  const [lo, hi] = o.chunks;
+  if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 6 && lo <= hi && hi <= 30))
+    throw new RangeError(`chunks must be integers with 6 <= lo <= hi <= 30, got [${lo}, ${hi}]`);
+}
+
+function build(seed: number, kind: QaKind, index: number, o: GeneratorOptions = {}) {
+  checkOptions(o);
   const r = seededUniform(recordSeed(seed, kind, index));
-  const w = makeWorld(r);
+  const w = makeWorld(r, o.chunks ? Math.max(3, Math.ceil(o.chunks[1] / 2)) : 3);
   const q = pick(r, questionsOf(w, kind));
-  const ids = order(r, chooseChunks(r, q, kind));
+  let picked = chooseChunks(r, q, kind, w);
+  if (o.chunks) picked = addDistractors(r, picked, int(r, o.chunks[0], o.chunks[1]), w);
+  const ids = order(r, picked);
   const chunks = ids.map((id) => chunkText(r, w, id));
   const context = chunks.join('\n');
+  const variant = o.chunks ? `-c${o.chunks[0]}-${o.chunks[1]}` : '';
   const record: QaRecord = {
     input: q.input, context, answers: [q.answer], length: context.split(/\s+/).length,
-    dataset: `${DATASET_NAME}-v${GENERATOR_VERSION}`, _id: `v${GENERATOR_VERSION}-s${seed}-${kind}-${index}`, kind, chunks,
+    dataset: `${DATASET_NAME}-v${GENERATOR_VERSION}${variant}`, _id: `v${GENERATOR_VERSION}${variant}-s${seed}-${kind}-${index}`, kind, chunks,
     evidence: q.needs.map((id) => ids.indexOf(id)).sort((a, b) => a - b),
   };
   return { r, w, ids, record };
 }
 
 /** One record: deterministic in (seed, kind, index). */
-export function generateRecord(seed: number, kind: QaKind, index: number): QaRecord {
-  return build(seed, kind, index).record;
+export function generateRecord(seed: number, kind: QaKind, index: number, o: GeneratorOptions = {}): QaRecord {
+  return build(seed, kind, index, o).record;
 }
 
 export interface ExtraQuestion { input: string; answer: string; kind: QaKind }
@@ -270,8 +311,8 @@ export interface ExtraQuestion { input: string; answer: string; kind: QaKind }
  * questions (any kind) that its chunks answer, in random order. Training on several questions per
  * context multiplies the answer signal per sequence; the first question is the record's.
  */
-export function generateTrainingExample(seed: number, kind: QaKind, index: number, maxExtra: number): { record: QaRecord; extra: ExtraQuestion[] } {
-  const { r, w, ids, record } = build(seed, kind, index);
+export function generateTrainingExample(seed: number, kind: QaKind, index: number, maxExtra: number, o: GeneratorOptions = {}): { record: QaRecord; extra: ExtraQuestion[] } {
+  const { r, w, ids, record } = build(seed, kind, index, o);
   const have = new Set(ids);
   const all = QA_KINDS.flatMap((k) => questionsOf(w, k).filter((q) => q.input !== record.input && q.needs.every((n) => have.has(n)))
     .map((q) => ({ input: q.input, answer: q.answer, kind: k })));
@@ -279,8 +320,8 @@ export function generateTrainingExample(seed: number, kind: QaKind, index: numbe
 }
 
 /** `count` records of `kind` from `seed`, indices `start`.. */
-export function generateSet(seed: number, kind: QaKind, count: number, start = 0): QaRecord[] {
-  return Array.from({ length: count }, (_, i) => generateRecord(seed, kind, start + i));
+export function generateSet(seed: number, kind: QaKind, count: number, start = 0, o: GeneratorOptions = {}): QaRecord[] {
+  return Array.from({ length: count }, (_, i) => generateRecord(seed, kind, start + i, o));
 }
 
 /** The chunk types of a record's chunks, recovered from their text (for the ordering invariant). */
