@@ -126,7 +126,7 @@ template <class T, int N, int EP, bool NORM>
 cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows, cudaStream_t st) {
   constexpr unsigned kBlock = 256;  // 8 warps, 8 output rows
   const unsigned grid = static_cast<unsigned>((static_cast<size_t>(rows) * 32 + kBlock - 1) / kBlock);
-  return launch_pdl<1>(decode_gemv_kernel<T, N, EP, NORM>, dim3(grid), dim3(kBlock), 0, st, static_cast<const T*>(x),
+  return launch_pdl(decode_gemv_kernel<T, N, EP, NORM>, dim3(grid), dim3(kBlock), 0, st, static_cast<const T*>(x),
                     static_cast<const T*>(norm_w), eps, p, k, rows);
 }
 

@@ -1,9 +1,10 @@
 // Programmatic dependent launch (sm_90+): a kernel launched with launch_pdl may start its blocks
 // while the kernel before it in the stream drains, and must call wait_for_previous() before it
 // touches anything that kernel wrote. allow_dependents() lets the next PDL kernel start early.
-// A decode step is a chain of small kernels, so each boundary's launch latency is worth hiding.
+// A decode step is a chain of small kernels, so each boundary's launch latency is worth hiding:
+// 32 layers of a 7B decode step on an H100 take 6.88 ms with every kernel of the layer launched so,
+// 7.02 with only the projections (same call, three runs each).
 #pragma once
-#include <cstdlib>
 #include <utility>
 #include <cuda_runtime.h>
 
@@ -30,12 +31,7 @@ inline bool pdl_enabled() {
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...) with PDL where the device has it; a
 // stream or driver that refuses the attribute gets a plain launch.
-// TEMP A/B: KVLAB_PDL=0 none, 1 decode projections only, unset: all.
-inline int pdl_tier_enabled() {
-  static const int mode = getenv("KVLAB_PDL") ? atoi(getenv("KVLAB_PDL")) : 2;
-  return mode;
-}
-template <int kTier = 2, class... KArgs, class... Args>
+template <class... KArgs, class... Args>
 cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                        Args&&... args) {
   cudaLaunchAttribute attr[1];
@@ -47,7 +43,7 @@ cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t s
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() && pdl_tier_enabled() >= kTier ? 1 : 0;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
   cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess && cfg.numAttrs) {
     cudaGetLastError();
