@@ -4,6 +4,7 @@
 
 #include "common.cuh"
 #include "elem.cuh"
+#include "pdl.cuh"
 
 namespace kvk {
 namespace {
@@ -197,6 +198,8 @@ __global__ void __launch_bounds__(kDgThreads) attn_decode_group_kernel(Params p)
   static_assert(sizeof(T) == 2 && D % V == 0 && 32 % LPK == 0, "16-byte chunks of a 2-byte type");
   __shared__ float s_acc[S][G][D];
   __shared__ float s_m[S][G], s_l[S][G];
+  allow_dependents();
+  wait_for_previous();  // q and the cache rows come from the kernels before (PDL launch)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int sub = lane / LPK, x0 = (lane % LPK) * V, state = warp * KPW + sub;
   const int i = blockIdx.x / p.hkv, kvh = blockIdx.x % p.hkv, split = blockIdx.y;
@@ -879,6 +882,8 @@ template <class T>
 __global__ void __launch_bounds__(kCombineThreads) attn_combine_kernel(Params p) {
   __shared__ float sm[kCombineThreads], sl[kCombineThreads];
   __shared__ float s_mx, s_l;
+  allow_dependents();
+  wait_for_previous();  // the splits' partials (PDL launch)
   const size_t rows = static_cast<size_t>(p.nq) * p.hq;
   const bool staged = p.nsplit <= kCombineThreads;
   for (size_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -964,7 +969,10 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
     pl.blocks = static_cast<unsigned>(a.nq * (grouped ? a.hkv : a.hq));
     pl.smem = grouped ? 0 : decode_smem_bytes();
     tile_keys = grouped ? kDgTileKeys : kDecThreads;
-    min_tiles = 1;  // a split may be one key tile: at 1024 keys, 8 splits a head (ncu: 4 left it at 33 us a layer)
+    // Splits of at least one 128-key tile per head (ncu: 4 a head at 1024 keys left the per-head
+    // kernel at 33 us a layer); grouped, at least 64 keys (32 layers of a 7B decode step at 1024
+    // keys: 6.88 ms with 16 splits a kv head, 6.96 with 32, 7.11 with 8; H100, one call).
+    min_tiles = grouped ? 2 : 1;
     per_sm = 4;
   } else if (tc) {
     pl.path = Path::TensorCore;
@@ -1061,13 +1069,12 @@ template <class T, int D>
 cudaError_t launch_decode_group_d(const Params& p, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(static_cast<size_t>(p.nq) * p.hkv), static_cast<unsigned>(p.nsplit));
   switch (p.group) {
-    case 1: attn_decode_group_kernel<T, D, 1><<<grid, kDgThreads, 0, stream>>>(p); break;
-    case 2: attn_decode_group_kernel<T, D, 2><<<grid, kDgThreads, 0, stream>>>(p); break;
-    case 4: attn_decode_group_kernel<T, D, 4><<<grid, kDgThreads, 0, stream>>>(p); break;
-    case 8: attn_decode_group_kernel<T, D, 8><<<grid, kDgThreads, 0, stream>>>(p); break;
+    case 1: return launch_pdl(attn_decode_group_kernel<T, D, 1>, grid, dim3(kDgThreads), 0, stream, p);
+    case 2: return launch_pdl(attn_decode_group_kernel<T, D, 2>, grid, dim3(kDgThreads), 0, stream, p);
+    case 4: return launch_pdl(attn_decode_group_kernel<T, D, 4>, grid, dim3(kDgThreads), 0, stream, p);
+    case 8: return launch_pdl(attn_decode_group_kernel<T, D, 8>, grid, dim3(kDgThreads), 0, stream, p);
     default: return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 template <class T>
@@ -1098,8 +1105,7 @@ cudaError_t launch_path(const Params& p, const Plan& pl, cudaStream_t stream) {
   if (e != cudaSuccess || p.nsplit == 1) return e;
   const size_t rows = static_cast<size_t>(p.nq) * p.hq;
   const unsigned grid = static_cast<unsigned>(rows < 65535u * 16u ? rows : 65535u * 16u);
-  attn_combine_kernel<T><<<grid, kCombineThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return launch_pdl(attn_combine_kernel<T>, dim3(grid), dim3(kCombineThreads), 0, stream, p);
 }
 
 }  // namespace

@@ -28,7 +28,8 @@
 //                nq as for decode below: a CTA of 4 warps per (query, kv head, split) serves the G query
 //                heads of its kv head; a key row's 16-byte chunks spread over d / 8 lanes, each lane
 //                keeps 4 key steps of K and V loads in flight (2 for G = 8) and its lane group runs
-//                its own online softmax; the CTA merges the groups in a fixed order. 32-key tiles.
+//                its own online softmax; the CTA merges the groups in a fixed order. Tiles of 32
+//                keys, splits of at least 64.
 //   decode       nq <= 4 (tensor-core case) or <= 16: a CTA of 128 threads per (query, head, split);
 //                tiles of 128 keys, one thread per key for the score (16-byte loads of K straight
 //                from global memory); for P.V each thread owns 16 bytes of head dims and groups of
@@ -37,6 +38,8 @@
 // keys are split over more CTAs: each writes an unnormalised partial (max, sum, accumulator, f32)
 // to the workspace, and a second kernel combines the splits in a fixed order (deterministic).
 // Without the workspace the launcher does not split.
+// The decode kernels (grouped) and the combine are launched with programmatic dependent launch
+// (pdl.cuh): each may start while the kernel before it drains and waits for it before reading.
 #pragma once
 #include <cstddef>
 #include <cstdint>

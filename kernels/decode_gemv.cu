@@ -1,37 +1,18 @@
 #include "decode_gemv.cuh"
 
 #include "elem.cuh"
+#include "pdl.cuh"
 
 namespace kvk {
 namespace {
 
-// Programmatic dependent launch (sm_90+): the previous kernel lets this one start its blocks as
-// it drains, and this one only waits for it (griddepcontrol.wait) after touching its weights, which
-// no kernel writes. So a chain of decode projections overlaps each one's tail with the next one's
-// start (a 7B decode step on an H100: 7.65 ms of layers with it, 7.96 without).
-__device__ __forceinline__ void allow_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wait_for_previous() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
+// Programmatic dependent launch (pdl.cuh): each projection lets the next start its blocks while
+// it drains, and waits for the previous kernel only after prefetching its first weights, which no
+// kernel writes (a 7B decode step on an H100: 7.65 ms of layers with it, 7.96 without).
 __device__ __forceinline__ void prefetch_l2(const void* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #endif
-}
-
-bool pdl_enabled() {
-  static int cc_major[64] = {};  // 0: not asked yet
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  if (cc_major[dev] == 0 && cudaDeviceGetAttribute(&cc_major[dev], cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-    cc_major[dev] = -1;
-  return cc_major[dev] >= 9;
 }
 
 struct Parts {
@@ -145,26 +126,8 @@ template <class T, int N, int EP, bool NORM>
 cudaError_t launch(const void* x, const void* norm_w, float eps, const Parts& p, int k, int rows, cudaStream_t st) {
   constexpr unsigned kBlock = 256;  // 8 warps, 8 output rows
   const unsigned grid = static_cast<unsigned>((static_cast<size_t>(rows) * 32 + kBlock - 1) / kBlock);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(grid);
-  cfg.blockDim = dim3(kBlock);
-  cfg.stream = st;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
-  auto go = [&] {
-    return cudaLaunchKernelEx(&cfg, decode_gemv_kernel<T, N, EP, NORM>, static_cast<const T*>(x),
-                              static_cast<const T*>(norm_w), eps, p, k, rows);
-  };
-  cudaError_t e = go();
-  if (e != cudaSuccess && cfg.numAttrs) {  // a stream or driver that refuses the attribute: plain launch
-    cudaGetLastError();
-    cfg.numAttrs = 0;
-    e = go();
-  }
-  return e;
+  return launch_pdl(decode_gemv_kernel<T, N, EP, NORM>, dim3(grid), dim3(kBlock), 0, st, static_cast<const T*>(x),
+                    static_cast<const T*>(norm_w), eps, p, k, rows);
 }
 
 // The three combinations the decode step uses: normalised QKV, projection + residual, normalised gate/up.

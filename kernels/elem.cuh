@@ -153,15 +153,37 @@ template <class F> cudaError_t dispatch_float(int dtype, F&& f) {
   }
 }
 
-// Properties of the current device that launchers size grids and shared memory by.
+// Properties of the current device that launchers size grids and shared memory by, asked of the
+// driver once per device (launchers call this on every launch).
 inline cudaError_t current_device_limits(int* sms, int* smem_optin, int* cc_major) {
+  struct Limits {
+    bool known;
+    int sms, smem_optin, cc_major;
+  };
+  constexpr int kMaxDevices = 64;
+  static std::mutex mu;
+  static Limits cache[kMaxDevices] = {};
   int dev = 0;
   cudaError_t e = cudaGetDevice(&dev);
-  if (e == cudaSuccess && sms) e = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
-  if (e == cudaSuccess && smem_optin)
-    e = cudaDeviceGetAttribute(smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-  if (e == cudaSuccess && cc_major) e = cudaDeviceGetAttribute(cc_major, cudaDevAttrComputeCapabilityMajor, dev);
-  return e;
+  if (e != cudaSuccess) return e;
+  Limits d{};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (dev >= 0 && dev < kMaxDevices && cache[dev].known) {
+      d = cache[dev];
+    } else {
+      e = cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev);
+      if (e == cudaSuccess) e = cudaDeviceGetAttribute(&d.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+      if (e == cudaSuccess) e = cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, dev);
+      if (e != cudaSuccess) return e;
+      d.known = true;
+      if (dev >= 0 && dev < kMaxDevices) cache[dev] = d;
+    }
+  }
+  if (sms) *sms = d.sms;
+  if (smem_optin) *smem_optin = d.smem_optin;
+  if (cc_major) *cc_major = d.cc_major;
+  return cudaSuccess;
 }
 
 // Raises `kernel`'s dynamic shared-memory limit on the current device to at least `bytes` (needed

@@ -2,6 +2,7 @@
 
 #include "common.cuh"
 #include "elem.cuh"
+#include "pdl.cuh"
 
 namespace kvk {
 namespace {
@@ -63,6 +64,8 @@ __global__ void rope_qk_scatter_kernel(T* __restrict__ q, const T* __restrict__ 
                                        T* __restrict__ v_cache, size_t n, size_t hq, size_t hkv, size_t head_dim,
                                        size_t hpb) {
   extern __shared__ float2 cs[];
+  allow_dependents();
+  wait_for_previous();  // q, k and v come from the projection before (PDL launch)
   const size_t half = head_dim / 2, total = hq + 2 * hkv;
   const size_t h0 = blockIdx.y * hpb, h1 = h0 + hpb < total ? h0 + hpb : total;
   const bool rotates = h0 < hq + hkv;  // uniform over the block
@@ -124,15 +127,11 @@ cudaError_t rope_qk_scatter(void* q, const void* k, const void* v, int dtype, co
     const size_t total = hq + 2 * hkv, hpb = n >= 64 ? total : 1;
     const unsigned threads = static_cast<unsigned>(hpb * half >= kBlock ? kBlock : (hpb * half + 31) / 32 * 32);
     const dim3 grid(static_cast<unsigned>(n < 65535u * 16u ? n : 65535u * 16u), static_cast<unsigned>((total + hpb - 1) / hpb));
-    if (half <= kMaxCachedHalf)
-      rope_qk_scatter_kernel<T, true><<<grid, threads, half * sizeof(float2), stream>>>(
-          static_cast<T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), pos, inv_freq, slots,
-          static_cast<T*>(k_cache), static_cast<T*>(v_cache), n, hq, hkv, head_dim, hpb);
-    else
-      rope_qk_scatter_kernel<T, false><<<grid, threads, 0, stream>>>(
-          static_cast<T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), pos, inv_freq, slots,
-          static_cast<T*>(k_cache), static_cast<T*>(v_cache), n, hq, hkv, head_dim, hpb);
-    return cudaGetLastError();
+    const bool cached = half <= kMaxCachedHalf;
+    return launch_pdl(cached ? rope_qk_scatter_kernel<T, true> : rope_qk_scatter_kernel<T, false>, grid, dim3(threads),
+                      cached ? half * sizeof(float2) : 0, stream, static_cast<T*>(q), static_cast<const T*>(k),
+                      static_cast<const T*>(v), pos, inv_freq, slots, static_cast<T*>(k_cache),
+                      static_cast<T*>(v_cache), n, hq, hkv, head_dim, hpb);
   });
 }
 

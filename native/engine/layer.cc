@@ -100,9 +100,9 @@ void Plan::run_kv(size_t l, const LayerIO& io, cuda::Stream st) {
   cuda::rmsnorm(dev, io.x, p(w.attn_norm), h, t, n, D, d_.eps, st);
   cuda::matmul(dev, h, p(w.wk), p(w.bk), k, t, n, D, kvd, st);
   cuda::matmul(dev, h, p(w.wv), p(w.bv), v, t, n, D, kvd, st);
-  cuda::rope(dev, k, t, io.pos, p<float>(inv_freq_), n, d_.n_kv_heads, hd, st);
-  cuda::scatter_rows(dev, k, io.slots, io.k_cache, n, kvd * es, st);
-  cuda::scatter_rows(dev, v, io.slots, io.v_cache, n, kvd * es, st);
+  // No query heads: k rotated into its cache rows and v copied there, in one launch.
+  cuda::rope_qk_scatter(dev, nullptr, k, v, t, io.pos, p<float>(inv_freq_), io.slots, io.k_cache, io.v_cache, n, 0,
+                        d_.n_kv_heads, hd, st);
 }
 
 // RoPE on the new tokens' q and k, their k and v into the cache slots, attention over the cache.

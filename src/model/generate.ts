@@ -114,21 +114,21 @@ function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: numb
   accept: Accept, state: StopState): void {
   const ids = Tensor.empty([maxTokens], { dtype: 'i32', device: model.device });
   const host = Tensor.empty([maxTokens], { dtype: 'i32', pinned: true });
-  const views: Tensor[] = [];
-  const view = (t: Tensor, i: number): Tensor => {
-    const v = t.view([1], i);
-    views.push(v);
-    return v;
+  const stepViews: Tensor[][] = [];  // step i's views of ids and host, freed once its token has landed
+  const release = (i: number): void => {
+    for (const v of stepViews[i] ?? []) v.dispose();
+    stepViews[i] = [];
   };
   const fences: Fence[] = [];
   const landed: Tensor[] = [];  // landed[i]: token i on the host once fences[i] is passed
   let queued = 0;  // steps queued: step i decodes token i and samples token i + 1
   const enqueue = (): void => {
     const i = queued++;
-    const sampled = view(ids, i + 1);
-    model.decodeQueued(view(ids, i), cache, sampling(), sampled);
-    landed[i + 1] = view(host, i + 1);
-    fences[i + 1] = landed[i + 1]!.copyFromQueued(sampled);
+    const input = ids.view([1], i), sampled = ids.view([1], i + 1), out = host.view([1], i + 1);
+    stepViews[i] = [input, sampled, out];
+    model.decodeQueued(input, cache, sampling(), sampled);
+    landed[i + 1] = out;
+    fences[i + 1] = out.copyFromQueued(sampled);
   };
   try {
     ids.write(Int32Array.of(first));
@@ -149,6 +149,7 @@ function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: numb
       if (i + 2 < maxTokens && cache.length < cache.capacity) enqueue();
       fences[i + 1]!.wait();
       next = landed[i + 1]!.toTypedArray()[0]!;
+      release(i);
     }
   } finally {
     // A step queued ahead may still be writing ids and host: let it land before they are freed
@@ -156,7 +157,7 @@ function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: numb
     try {
       fences[queued]?.wait();
     } finally {
-      for (const v of views) v.dispose();
+      for (let i = 0; i < stepViews.length; i++) release(i);
       ids.dispose();
       host.dispose();
     }
