@@ -1,11 +1,13 @@
 // Programmatic dependent launch (sm_90+): a kernel launched with launch_pdl may start its blocks
 // while the kernel before it in the stream drains, and must call wait_for_previous() before it
-// touches anything that kernel wrote. allow_dependents() lets the next PDL kernel start early.
+// reads anything that kernel wrote or writes anything it may still read. allow_dependents() lets the next PDL kernel start early.
 // A decode step is a chain of small kernels, so each boundary's launch latency is worth hiding:
 // 32 layers of a 7B decode step on an H100 take 6.88 ms with every kernel of the layer launched so,
 // 7.02 with only the projections (same call, three runs each).
 #pragma once
+#include <mutex>
 #include <utility>
+#include <vector>
 #include <cuda_runtime.h>
 
 #include "elem.cuh"
@@ -29,8 +31,31 @@ inline bool pdl_enabled() {
   return current_device_limits(nullptr, nullptr, &cc) == cudaSuccess && cc >= 9;
 }
 
-// Launches kernel<<<grid, block, smem, stream>>>(args...) with PDL where the device has it; a
-// stream or driver that refuses the attribute gets a plain launch.
+// Whether `kernel`'s code on the current device was compiled for sm_90+: a build for older
+// architectures only, JIT-compiled on a Hopper card, has no griddepcontrol and so must not be
+// launched early. Asked of the driver once per (kernel, device).
+inline bool kernel_has_pdl(const void* kernel) {
+  struct Seen {
+    const void* fn;
+    int dev;
+    bool ok;
+  };
+  static std::mutex mu;
+  static std::vector<Seen> seen;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Seen& s : seen)
+    if (s.fn == kernel && s.dev == dev) return s.ok;
+  cudaFuncAttributes attr{};
+  const bool ok = cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+  if (!ok) cudaGetLastError();
+  seen.push_back({kernel, dev, ok});
+  return ok;
+}
+
+// Launches kernel<<<grid, block, smem, stream>>>(args...) with PDL where the device and the
+// kernel's code have it; a stream or driver that refuses the attribute gets a plain launch.
 template <class... KArgs, class... Args>
 cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                        Args&&... args) {
@@ -43,7 +68,7 @@ cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t s
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  cfg.numAttrs = pdl_enabled() && kernel_has_pdl(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
   cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess && cfg.numAttrs) {
     cudaGetLastError();

@@ -18,6 +18,7 @@ cudaError_t rope(void* x, int dtype, const int32_t* pos, const float* inv_freq, 
 // rope_qk_scatter: a layer's new tokens in one launch: rope on q[n, hq, head_dim] in place, rope on
 // k[n, hkv, head_dim] written to k_cache row slots[t], v[n, hkv, head_dim] copied to v_cache row
 // slots[t] (rows of hkv * head_dim). Equal, bit for bit, to rope(q), rope(k) and two row scatters.
+// With hq = 0 only k and v are written, and q may be null.
 cudaError_t rope_qk_scatter(void* q, const void* k, const void* v, int dtype, const int32_t* pos, const float* inv_freq,
                             const int32_t* slots, void* k_cache, void* v_cache, size_t n, size_t hq, size_t hkv,
                             size_t head_dim, cudaStream_t stream);

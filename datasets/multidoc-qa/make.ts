@@ -10,9 +10,9 @@
  *   node --import tsx datasets/multidoc-qa/make.ts prompts FILE.jsonl... --out FILE
  *       the same segment lines for existing LongBench-schema records (the held-out sets)
  *
- * --chunks LO-HI (6 <= LO <= HI): LO..HI chunks per context, the v1 selection topped up with
- * self-contained distractors (generator.ts, GeneratorOptions); without it, v1's 4-6 chunks (the
- * heldout default --out is then datasets/multidoc-qa/v1-cLO-HI).
+ * --chunks LO-HI (6 <= LO <= HI <= 30): LO..HI chunks per context, the v1 selection topped up with
+ * self-contained distractors (generator.ts, GeneratorOptions), and the heldout default --out becomes
+ * datasets/multidoc-qa/v1-cLO-HI; without it, v1's 4-6 chunks.
  *
  * A segment line: {"id", "kind", "prefix", "chunks": [...], "query", "answer", "answers": [...]}; the
  * training tool tokenizes each segment on its own and adds BOS / EOS as prompt.ts says.

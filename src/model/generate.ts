@@ -124,8 +124,13 @@ function queuedLoop(model: Model, cache: KVCache, first: number, maxTokens: numb
   let queued = 0;  // steps queued: step i decodes token i and samples token i + 1
   const enqueue = (): void => {
     const i = queued++;
-    const input = ids.view([1], i), sampled = ids.view([1], i + 1), out = host.view([1], i + 1);
-    stepViews[i] = [input, sampled, out];
+    const views: Tensor[] = (stepViews[i] = []);
+    const view = (t: Tensor, at: number): Tensor => {
+      const v = t.view([1], at);
+      views.push(v);
+      return v;
+    };
+    const input = view(ids, i), sampled = view(ids, i + 1), out = view(host, i + 1);
     model.decodeQueued(input, cache, sampling(), sampled);
     landed[i + 1] = out;
     fences[i + 1] = out.copyFromQueued(sampled);

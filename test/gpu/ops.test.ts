@@ -92,7 +92,7 @@ test('rope: plain and llama3-scaled frequencies, negative and large positions', 
 
 test('attention: GQA, shuffled absolute positions, queries that see no key, decode and prefill shapes', () => {
   let seed = 300;
-  // Decode shapes cover the grouped decode kernel's groups 1, 2, 4 and 8 at head dims 64 and 128.
+  // Decode shapes (nq <= 4, f16/bf16) run the grouped decode kernel: groups 1, 4, 8 at d 64; 2, 4, 8 at d 128.
   const cases = [[1, 111, 8, 2, 64], [19, 989, 8, 2, 128], [128, 128, 4, 4, 64], [7, 4099, 32, 8, 128], [16, 300, 6, 2, 80],
     [1, 1024, 32, 8, 128], [3, 777, 16, 2, 128], [2, 50, 4, 4, 64], [4, 333, 8, 4, 128], [1, 5000, 64, 8, 64]] as const;
   for (const [nq, nk, hq, hkv, d] of cases) for (const dt of DTYPES) {
