@@ -1,6 +1,7 @@
 // Programmatic dependent launch (sm_90+): a kernel launched with launch_pdl may start its blocks
 // while the kernel before it in the stream drains, and must call wait_for_previous() before it
-// reads anything that kernel wrote or writes anything it may still read. allow_dependents() lets the next PDL kernel start early.
+// reads anything that kernel wrote or writes anything it may still read. allow_dependents() lets
+// the next PDL kernel start early.
 // A decode step is a chain of small kernels, so each boundary's launch latency is worth hiding:
 // 32 layers of a 7B decode step on an H100 take 6.88 ms with every kernel of the layer launched so,
 // 7.02 with only the projections (same call, three runs each).
@@ -9,8 +10,6 @@
 #include <utility>
 #include <vector>
 #include <cuda_runtime.h>
-
-#include "elem.cuh"
 
 namespace kvk {
 
@@ -25,15 +24,10 @@ __device__ __forceinline__ void wait_for_previous() {
 #endif
 }
 
-// Whether the current device supports PDL (compute capability 9+).
-inline bool pdl_enabled() {
-  int cc = 0;
-  return current_device_limits(nullptr, nullptr, &cc) == cudaSuccess && cc >= 9;
-}
-
-// Whether `kernel`'s code on the current device was compiled for sm_90+: a build for older
-// architectures only, JIT-compiled on a Hopper card, has no griddepcontrol and so must not be
-// launched early. Asked of the driver once per (kernel, device).
+// Whether `kernel` may be launched with PDL on the current device: its code there was compiled
+// for sm_90+ (which also means the device is one). A build for older architectures only,
+// JIT-compiled on a Hopper card, has no griddepcontrol and so must not be launched early. Asked of
+// the driver once per (kernel, device).
 inline bool kernel_has_pdl(const void* kernel) {
   struct Seen {
     const void* fn;
@@ -68,7 +62,7 @@ cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t s
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() && kernel_has_pdl(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
+  cfg.numAttrs = kernel_has_pdl(reinterpret_cast<const void*>(kernel)) ? 1 : 0;
   cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess && cfg.numAttrs) {
     cudaGetLastError();
