@@ -1,6 +1,8 @@
 #include "attention.cuh"
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include "common.cuh"
 #include "elem.cuh"
@@ -870,6 +872,8 @@ __global__ void __launch_bounds__(kTcThreads, 2) attn_tc_kernel(Params p) {
 #endif
 }
 
+#include "attention_wgmma.cuh"
+
 // ---------------------------------------------------------------------------------------------
 // combine: out = sum_s w_s acc_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s), splits in order.
 
@@ -924,7 +928,7 @@ __global__ void __launch_bounds__(kCombineThreads) attn_combine_kernel(Params p)
 // ---------------------------------------------------------------------------------------------
 // planning and launch
 
-enum class Path { Decode, DecodeGroup, Tiled, TensorCore };
+enum class Path { Decode, DecodeGroup, Tiled, TensorCore, Wgmma };
 
 struct Plan {
   Path path;
@@ -952,6 +956,30 @@ size_t tc_smem_bytes(size_t d, int mt) {
   }
 }
 
+// The Hopper path's kernel is written for any head dim that is a multiple of 64 but built for 128 only:
+// at 64 the mma.sync path was faster (4096-token causal prefill, 16 heads: 0.153 vs 0.169 ms, H200).
+constexpr size_t kWgHeadDim = 128;
+
+// Whether the Hopper path's kernel runs on the current device: the build has it (KVLAB_WGMMA: CMake
+// lists sm_90a), the device is compute capability 9 and it loaded the sm_90a code (a build that
+// reached it only as PTX of another architecture has an empty body). KVLAB_NO_WGMMA=1 in the
+// environment turns the path off, to compare it with the mma.sync path in one process.
+bool wg_runs_here(int dtype, size_t d, int cc_major) {
+#ifdef KVLAB_WGMMA
+  static const bool off = [] {
+    const char* e = std::getenv("KVLAB_NO_WGMMA");
+    return e && *e && std::strcmp(e, "0") != 0;
+  }();
+  if (off || cc_major != 9 || d != kWgHeadDim || (dtype != kF16 && dtype != kBF16)) return false;
+  const void* k = dtype == kF16 ? reinterpret_cast<const void*>(attn_wg_kernel<__half, kWgHeadDim>)
+                                : reinterpret_cast<const void*>(attn_wg_kernel<__nv_bfloat16, kWgHeadDim>);
+  return kernel_has_pdl(k);  // its code on this device was built for sm_90+: here, sm_90a
+#else
+  (void)dtype, (void)d, (void)cc_major;
+  return false;
+#endif
+}
+
 cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
   int sms = 0, optin = 0, cc = 0;
   cudaError_t err = current_device_limits(&sms, &optin, &cc);
@@ -960,6 +988,8 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
   const int mt = tc_mtiles(a.d, a.nq);
   const bool tc = half && cc >= 8 && tc_head_dim(a.d) && aligned_to(a.q, 16) && aligned_to(a.k, 16) &&
                   aligned_to(a.v, 16) && aligned_to(a.out, 4) && tc_smem_bytes(a.d, mt) <= static_cast<size_t>(optin);
+  // Hopper: 128-query blocks, so only where there are more than 64 queries (fewer mostly compute padding).
+  const bool wg = tc && a.nq > 64 && WgShape<kWgHeadDim>::smem <= static_cast<size_t>(optin) && wg_runs_here(a.dtype, a.d, cc);
   const bool tiled_fits = tiled_smem_bytes(static_cast<int>(a.d)) <= static_cast<size_t>(optin);
   Plan pl{};
   int tile_keys, min_tiles, per_sm = 2;
@@ -975,6 +1005,12 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
     // keys: 6.88 ms with 16 splits a kv head, 6.96 with 32, 7.11 with 8; H100, one call).
     min_tiles = grouped ? 2 : 1;
     per_sm = 4;
+  } else if (wg) {
+    pl.path = Path::Wgmma;
+    pl.blocks = static_cast<unsigned>((a.nq + 127) / 128 * a.hq);
+    pl.smem = WgShape<kWgHeadDim>::smem;
+    tile_keys = 128;
+    min_tiles = 2;
   } else if (tc) {
     pl.path = Path::TensorCore;
     pl.mt = mt;
@@ -1005,7 +1041,7 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
   pl.tiles_per_split = (ntiles + nsplit - 1) / nsplit;
   pl.nsplit = (ntiles + pl.tiles_per_split - 1) / pl.tiles_per_split;
   pl.workspace = pl.nsplit > 1 ? static_cast<size_t>(pl.nsplit) * a.nq * a.hq * (a.d + 2) * sizeof(float) : 0;
-  if (pl.path == Path::TensorCore) pl.tile_bytes = (static_cast<size_t>(ntiles) * sizeof(int2) + 255) / 256 * 256;
+  if (pl.path == Path::TensorCore || pl.path == Path::Wgmma) pl.tile_bytes = (static_cast<size_t>(ntiles) * sizeof(int2) + 255) / 256 * 256;
   *plan = pl;
   return cudaSuccess;
 }
@@ -1032,6 +1068,24 @@ cudaError_t launch_tc(const Params& p, const Plan& pl, cudaStream_t stream) {
   const unsigned nqb = static_cast<unsigned>((p.nq + S::BM - 1) / S::BM);
   dim3 grid(nqb * static_cast<unsigned>(p.hq), static_cast<unsigned>(p.nsplit));
   kernel<<<grid, kTcThreads, pl.smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <class T, int D>
+cudaError_t launch_wg(const Params& p, const Plan& pl, cudaStream_t stream) {
+  using S = WgShape<D>;
+  if (p.tile_kpos) {
+    const int ntiles = (p.nk + S::BN - 1) / S::BN;
+    attn_key_tile_range_kernel<<<(ntiles + 7) / 8, 256, 0, stream>>>(p.kpos, p.nk, S::BN, ntiles,
+                                                                     const_cast<int2*>(p.tile_kpos));
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  auto kernel = attn_wg_kernel<T, D>;
+  cudaError_t e = ensure_smem_limit(kernel, pl.smem);
+  if (e != cudaSuccess) return e;
+  dim3 grid(static_cast<unsigned>((p.nq + S::BM - 1) / S::BM) * static_cast<unsigned>(p.hq), static_cast<unsigned>(p.nsplit));
+  kernel<<<grid, kWgThreads, pl.smem, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -1089,6 +1143,9 @@ cudaError_t launch_path(const Params& p, const Plan& pl, cudaStream_t stream) {
     e = launch_decode<T>(p, pl, vec, stream);
   } else if (pl.path == Path::Tiled) {
     e = launch_tiled<T>(p, pl, stream);
+  } else if (pl.path == Path::Wgmma) {
+    if constexpr (sizeof(T) == 2) e = launch_wg<T, kWgHeadDim>(p, pl, stream);
+    else e = cudaErrorInvalidValue;
   } else {
     if constexpr (sizeof(T) == 2) {
       switch (p.d) {

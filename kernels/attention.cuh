@@ -19,6 +19,12 @@
 //                Per-tile (min, max) key positions come from a pre-pass into the workspace: a tile
 //                no query of the CTA can see is never loaded, a warp skips a tile none of its rows
 //                sees, and tiles every row of the warp sees fully skip the per-element mask.
+//   wgmma        the tensor-core case with d = 128, nq > 64, on a compute capability 9.0 device running
+//                the build's sm_90a code (attention_wgmma.cuh): a CTA of two warpgroups takes 128
+//                queries x 1 head; key tiles of 128 in 128-byte-swizzled shared memory (cp.async,
+//                K double- and V triple-buffered); S = Q K^T and O += P V by wgmma m64n128k16, a
+//                tile's P V running under the next tile's softmax. Same tile skipping and splits as
+//                the tensor-core path. KVLAB_NO_WGMMA=1 turns it off.
 //   tiled f32    nq > 16 where the tensor-core path does not apply (f32, other head dims, unaligned
 //                pointers): a CTA of 128 threads takes 32 queries x 1 head and loops over tiles of
 //                32 keys held as f32 in shared memory; 4 threads per query row, f32 FMA throughout.

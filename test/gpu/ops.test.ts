@@ -94,7 +94,9 @@ test('attention: GQA, shuffled absolute positions, queries that see no key, deco
   let seed = 300;
   // Decode shapes (nq <= 4, f16/bf16) run the grouped decode kernel: groups 1, 4, 8 at d 64; 2, 4, 8 at d 128.
   const cases = [[1, 111, 8, 2, 64], [19, 989, 8, 2, 128], [128, 128, 4, 4, 64], [7, 4099, 32, 8, 128], [16, 300, 6, 2, 80],
-    [1, 1024, 32, 8, 128], [3, 777, 16, 2, 128], [2, 50, 4, 4, 64], [4, 333, 8, 4, 128], [1, 5000, 64, 8, 64]] as const;
+    [1, 1024, 32, 8, 128], [3, 777, 16, 2, 128], [2, 50, 4, 4, 64], [4, 333, 8, 4, 128], [1, 5000, 64, 8, 64],
+    // nq > 64 at d = 128 (f16/bf16): the wgmma path on Hopper, mma.sync elsewhere.
+    [200, 1500, 8, 2, 128], [77, 3000, 4, 1, 128]] as const;
   for (const [nq, nk, hq, hkv, d] of cases) for (const dt of DTYPES) {
     const r = rng(seed);
     const kpos = Array.from({ length: nk }, (_, j) => j).sort(() => r() - 0.5);  // keys in shuffled slots
@@ -108,6 +110,25 @@ test('attention: GQA, shuffled absolute positions, queries that see no key, deco
     const out = emptyPoisoned([nq, hq, d], dt);
     ops.attention(onDevice(q, dt), onDevice(k, dt), onDevice(v, dt), i32(qpos, 'cuda:0'), i32(kpos, 'cuda:0'), out, shape);
     check(`attention ${dt} nq=${nq} nk=${nk} ${hq}/${hkv}x${d}`, out, ref, dt === 'f32' ? 1e-4 : TOL[dt]!);
+  }
+});
+
+test('attention: causal prefill in order (full, diagonal and skipped key tiles), chunked query blocks', () => {
+  let seed = 350;
+  // [nq, nk, hq, hkv, d]: queries are the last nq of nk positions 0..nk-1, keys in order.
+  const cases = [[384, 384, 8, 2, 128], [300, 1000, 4, 4, 128], [129, 129, 2, 1, 128], [256, 700, 4, 2, 64]] as const;
+  for (const [nq, nk, hq, hkv, d] of cases) for (const dt of DTYPES) {
+    const kpos = Array.from({ length: nk }, (_, j) => j);
+    const qpos = Array.from({ length: nq }, (_, i) => nk - nq + i);
+    const q = rounded(rand(nq * hq * d, seed++, 2), [nq, hq, d], dt);
+    const k = rounded(rand(nk * hkv * d, seed++, 2), [nk, hkv, d], dt);
+    const v = rounded(rand(nk * hkv * d, seed++), [nk, hkv, d], dt);
+    const shape = { queryHeads: hq, kvHeads: hkv, headDim: d, scale: 1 / Math.sqrt(d) };
+    const ref = Tensor.empty([nq, hq, d]);
+    ops.attention(q, k, v, i32(qpos), i32(kpos), ref, shape);
+    const out = emptyPoisoned([nq, hq, d], dt);
+    ops.attention(onDevice(q, dt), onDevice(k, dt), onDevice(v, dt), i32(qpos, 'cuda:0'), i32(kpos, 'cuda:0'), out, shape);
+    check(`causal attention ${dt} nq=${nq} nk=${nk} ${hq}/${hkv}x${d}`, out, ref, dt === 'f32' ? 1e-4 : TOL[dt]!);
   }
 });
 
