@@ -988,8 +988,9 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
   const int mt = tc_mtiles(a.d, a.nq);
   const bool tc = half && cc >= 8 && tc_head_dim(a.d) && aligned_to(a.q, 16) && aligned_to(a.k, 16) &&
                   aligned_to(a.v, 16) && aligned_to(a.out, 4) && tc_smem_bytes(a.d, mt) <= static_cast<size_t>(optin);
-  // Hopper: 128-query blocks, so only where there are more than 64 queries (fewer mostly compute padding).
-  const bool wg = tc && a.nq > 64 && WgShape<kWgHeadDim>::smem <= static_cast<size_t>(optin) && wg_runs_here(a.dtype, a.d, cc);
+  // Hopper: 128-query blocks, so only where there are more than 64 queries (fewer mostly compute
+  // padding); its softmax takes the row max before scaling, so a positive scale.
+  const bool wg = tc && a.nq > 64 && a.scale > 0.0f && WgShape<kWgHeadDim>::smem <= static_cast<size_t>(optin) && wg_runs_here(a.dtype, a.d, cc);
   const bool tiled_fits = tiled_smem_bytes(static_cast<int>(a.d)) <= static_cast<size_t>(optin);
   Plan pl{};
   int tile_keys, min_tiles, per_sm = 2;
