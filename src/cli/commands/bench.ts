@@ -41,6 +41,27 @@ function copyGBs(device: ReturnType<typeof resolveDevice>, bytes = 1 << 30): num
   return (2 * bytes) / (ms * 1e6);
 }
 
+/**
+ * One layer's causal self-attention of T tokens in the model's head shape, alone (random q/k/v,
+ * positions 0..T-1): median ms, and TFLOP/s over the visible query-key pairs (4 x pairs x heads x
+ * head dim). Shows the attention kernel's share of a prefill.
+ */
+function attentionTiming(device: ReturnType<typeof resolveDevice>, c: ModelConfig, dtype: DType, T: number, reps: number): { ms: number; tflops: number } {
+  const q = Tensor.empty([T, c.nHeads, c.headDim], { dtype, device });
+  const k = Tensor.empty([T, c.nKvHeads, c.headDim], { dtype, device });
+  const v = Tensor.empty([T, c.nKvHeads, c.headDim], { dtype, device });
+  const out = Tensor.empty([T, c.nHeads, c.headDim], { dtype, device });
+  const pos = Tensor.fromTypedArray(Int32Array.from({ length: T }, (_, i) => i), [T], { device });
+  try {
+    [q, k, v].forEach((t, i) => ops.fillUniform(t, 10 + i, -2, 2));
+    const shape = { queryHeads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+    const ms = medianTimeMs(() => ops.attention(q, k, v, pos, pos, out, shape), device, reps, 2);
+    return { ms, tflops: (4 * ((T * (T + 1)) / 2) * c.nHeads * c.headDim) / (ms * 1e9) };
+  } finally {
+    for (const t of [q, k, v, out, pos]) t.dispose();
+  }
+}
+
 function configFromJson(path: string): ModelConfig {
   const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   const { config, bosId, eosId } = hfConfig(raw, path);
@@ -54,7 +75,9 @@ export const benchCommand: Command = {
   description: 'The model is a name/path, a preset (mistral-7b) or a Hugging Face config.json; presets and configs are\n' +
     'random-initialised on the device, so no weight files are needed.\n' +
     'Times are medians of --reps runs after 2 warm-ups, with the device synchronised; the floor is FLOPs\n' +
-    'over the GEMM rate measured in the same process (2 x non-embedding params x T + 2 x layers x T^2 x dim).',
+    'over the GEMM rate measured in the same process (2 x non-embedding params x T + 2 x layers x T^2 x dim).\n' +
+    'On CUDA each length also times one attention layer alone (`attention`, ms; `attention-rate`, TFLOP/s\n' +
+    'over the visible query-key pairs).',
   options: {
     model: { type: 'string', value: 'NAME|PATH|PRESET|CONFIG', help: 'a model, a preset (mistral-7b) or a config.json (random weights)', default: 'mistral-7b' },
     models: { type: 'string', value: 'DIR', help: 'a folder to search for models first' },
@@ -95,6 +118,12 @@ export const benchCommand: Command = {
         const floorMs = gemm ? prefillFlops(c, T) / (gemm * 1e9) : null;
         rows.push({ case: { model: name, tokens: T, dtype, params: nonEmbeddingParams(c) }, metric: 'prefill', value: ms, unit: 'ms',
           baseline: floorMs ? 'flop-floor' : null, ratioToBaseline: floorMs ? ms / floorMs : null, floor: floorMs });
+        if (device.isCuda) {
+          const at = attentionTiming(device, c, dtype, T, reps);
+          const cs = { model: name, tokens: T, dtype, op: 'attention-layer' };
+          rows.push({ case: cs, metric: 'attention', value: at.ms, unit: 'ms', baseline: null, ratioToBaseline: null, floor: null });
+          rows.push({ case: cs, metric: 'attention-rate', value: at.tflops, unit: 'TFLOP/s', baseline: null, ratioToBaseline: null, floor: null });
+        }
       }
       const dp = num(values, 'decode-prompt', 'bench')!;
       const dt = num(values, 'decode-tokens', 'bench')!;
