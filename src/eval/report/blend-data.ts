@@ -67,10 +67,10 @@ export function blendFigureData(model: Model, prefix: number[], contexts: readon
       dev.forEach((d, layer) => {
         let mx = 0;
         for (const x of d) mx = Math.max(mx, x);
-        // Prefix tokens are exact under reuse (deviation 0): only chunk tokens go into the CDF.
-        for (let i = prefix.length; i < d.length; i++) deviation.push({ layer, relDeviation: mx > 0 ? d[i]! / mx : 0 });
+        // reuseDeviation covers the chunk tokens only (the prefix is exact under reuse).
+        for (let i = 0; i < d.length; i++) deviation.push({ layer, relDeviation: mx > 0 ? d[i]! / mx : 0 });
       });
-      neighbourSpearman(dev.map((d) => d.subarray(prefix.length))).forEach((s, layer) => spearman.push({ layer, spearman: s, context: ctx.id }));
+      neighbourSpearman(dev).forEach((s, layer) => spearman.push({ layer, spearman: s, context: ctx.id }));
     } finally {
       for (const c of kv) c.dispose();
     }
