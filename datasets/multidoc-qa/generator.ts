@@ -97,11 +97,15 @@ interface City { name: string; region: string; river: string }
 interface Pronoun { sub: string; obj: string; pos: string }
 const PRONOUNS: Pronoun[] = [{ sub: 'She', obj: 'her', pos: 'Her' }, { sub: 'He', obj: 'him', pos: 'His' }];
 
-/** Landmarks of ref-mix ref chunks: "<Word> <Kind>" and self-contained sentences about it. */
-const LANDMARK_KINDS = ['Library', 'Tower', 'Theatre', 'Museum', 'Gardens', 'Market', 'Bridge', 'Hall', 'Chapel', 'Gallery'];
-const LANDMARK_FILLER = ['It is open every day except Monday.', 'Its front is made of grey stone.',
-  'A small cafe stands beside its gate.', 'It was restored after a great storm.', 'Its tickets cost two coins.',
-  'School classes visit it every spring.', 'It has a tall iron gate.', 'Its roof was rebuilt last year.'];
+/**
+ * Landmarks of ref-mix ref chunks ("The Fen tower stands in Vatriport.") and self-contained
+ * sentences about them, in words kvlab-qa's tokenizer already has whole (v1's vocabulary), so a
+ * model fine-tuned from it reads them as words, not byte pieces.
+ */
+const LANDMARK_KINDS = ['tower', 'house', 'garden', 'square', 'market', 'bridge'];
+const LANDMARK_FILLER = ['It is made of stone.', 'Many visitors come in the summer.', 'A tall clock stands in its centre.',
+  'It stands near the river.', 'It is busy on most days.', 'It has a red door and a small garden.',
+  'It closes for two weeks every winter.', 'It is famous for its autumn fair.'];
 type Attr = 'pet' | 'instrument' | 'colour';
 const ATTRS: readonly Attr[] = ['pet', 'instrument', 'colour'];
 
@@ -128,14 +132,13 @@ function attrSentence(p: Person, pr: Pronoun, a: Attr): string {
 
 /**
  * A ref-mix ref chunk: a landmark named in its first sentence, 2-3 more sentences about it (each
- * self-contained within the chunk), and one or two pronoun sentences about the person (the
- * attribute `need`, when given, always among them), never first. Only those sentences need the
- * intro chunk before it; the chunk still never names the person.
+ * self-contained within the chunk: "It" is the landmark), and one or two pronoun sentences about
+ * the person (the attribute `need`, when given, always among them), never first. Only those
+ * sentences need the intro chunk before it; the chunk still never names the person.
  */
 function refMixText(r: Rng, w: World, p: Person, pr: Pronoun, need: Attr | null): string {
   const name = `${word(r, 1, 2)} ${pick(r, LANDMARK_KINDS)}`;
-  const named = [`The ${name} stands in ${pick(r, w.cities).name}.`, `It was built in ${int(r, 1600, 1990)}.`,
-    ...shuffle(r, LANDMARK_FILLER.slice()).slice(0, int(r, 1, 2))];
+  const named = [`The ${name} stands in ${pick(r, w.cities).name}.`, ...shuffle(r, LANDMARK_FILLER.slice()).slice(0, int(r, 2, 3))];
   const first = need ?? pick(r, ATTRS);
   const attrs = r() < 0.5 ? [first] : [first, pick(r, ATTRS.filter((a) => a !== first))];
   const body = named.slice(1);
@@ -306,14 +309,14 @@ export interface GeneratorOptions {
    */
   chunks?: readonly [number, number];
   /**
-   * Ref-mix ref chunks: each names a landmark (where it stands, when it was built, 1-2 more
-   * sentences about it) and holds only one or two pronoun sentences about its person, the v1
-   * attribute sentences ("She keeps a pet otter."). On a back-reference question every ref chunk of
-   * the context states the asked attribute (so guessing among ref chunks still fails), sometimes
-   * with one more; otherwise one or two attributes at random. The tokens that need the intro chunk
-   * are then about 5-10% of a context with `chunks` 8-10 (v1: every ref sentence, 20-36%); a ref
-   * chunk prefilled alone still cannot know whom it describes. Selection, ordering and the world
-   * are v1's (same random draws up to the chunk texts). Records get `-rm` after the variant:
+   * Ref-mix ref chunks: each names a landmark (where it stands, 2-3 more sentences about it) and
+   * holds only one or two pronoun sentences about its person, v1's attribute sentences ("She keeps a
+   * pet otter."). On a back-reference question every ref chunk of the context states the asked
+   * attribute (so guessing among ref chunks still fails), sometimes with one more; otherwise one or
+   * two attributes at random. The tokens that need the intro chunk are then about 5% (with `chunks`
+   * 8-10) to 8% (v1's 4-6 chunks) of a back-reference context (v1: every ref sentence, 20-35%); a
+   * ref chunk prefilled alone still cannot know whom it describes. World, question, selection and
+   * order are v1's (same random draws up to the chunk texts). Records get `-rm` after the variant:
    * dataset `...-v1[-c<lo>-<hi>]-rm`, _id `v1[-c<lo>-<hi>]-rm-s...`.
    */
   refMix?: boolean;
