@@ -127,7 +127,7 @@ test('generator: --ref-mix keeps v1\'s selection and invariants, ref chunks are 
         assert.ok(promptLength(t) + t.answer.length <= model.config.maxSeqLen, `${r._id}: ${promptLength(t) + t.answer.length} tokens`);
       }
     }
-    // The tokens that need an earlier chunk: about 5% (8-10 chunks) to 8% (v1's 4-6) of a back-reference context.
+    // The tokens that need an earlier chunk: about 5.6% (8-10 chunks) to 9.3% (v1's 4-6) of a back-reference context.
     const share = dependent / context;
     assert.ok(share > (range ? 0.04 : 0.06) && share < (range ? 0.07 : 0.11), `pronoun-sentence share ${share}`);
   }
