@@ -95,6 +95,46 @@ test('generator: --chunks LO-HI keeps the invariants, tops v1 up with named chun
   assert.throws(() => generateRecord(1, 'single', 0, { chunks: [9, 8] }), (e: unknown) => e instanceof RangeError);
 });
 
+const PRONOUN_SENTENCE = /^(She|He|Her|His) /;
+const ATTR_SENTENCE: Record<string, RegExp> = { pet: /^(She|He) keeps a pet \w+\.$/, instrument: /^(She|He) plays the \w+\.$/, favourite: /^(Her|His) favourite colour is \w+\.$/ };
+
+test('generator: --ref-mix keeps v1\'s selection and invariants, ref chunks are named passages with one or two pronoun sentences', () => {
+  for (const range of [undefined, [8, 10]] as const) {
+    const o = { refMix: true, ...(range ? { chunks: range } : {}) };
+    let dependent = 0, context = 0;
+    for (const kind of QA_KINDS) {
+      for (const [i, r] of generateSet(77, kind, 100, 0, o).entries()) {
+        checkRecord(r, range ?? [4, 6]);
+        assert.ok(r._id.startsWith(`v1${range ? `-c${range[0]}-${range[1]}` : ''}-rm-s77-${kind}-`), r._id);
+        // Same world, question, selection and order as without the option; only ref chunk texts differ.
+        const plain = generateRecord(77, kind, i, range ? { chunks: range } : {});
+        assert.equal([r.input, r.answers, r.evidence, chunkRoles(r)], [plain.input, plain.answers, plain.evidence, chunkRoles(plain)], r._id);
+        const asked = Object.keys(ATTR_SENTENCE).find((k) => new RegExp(`\\b${k}\\b`).test(r.input));
+        const roles = chunkRoles(r);
+        r.chunks.forEach((c, ci) => {
+          if (roles[ci]!.type !== 'ref') return;
+          const sentences = c.split(/(?<=\.) /);
+          const pron = sentences.filter((s) => PRONOUN_SENTENCE.test(s));
+          assert.match(sentences[0]!, /^The \w+ \w+ stands in \w+\.$/, r._id);
+          assert.ok(pron.length >= 1 && pron.length <= 2 && sentences.length - pron.length >= 3, `${r._id}: ${c}`);
+          assert.ok(pron.every((s) => Object.values(ATTR_SENTENCE).some((re) => re.test(s))), `${r._id}: ${c}`);
+          // Every ref chunk of a back-reference context states the asked attribute (no guessing by elimination).
+          if (kind === 'back-reference') assert.ok(pron.some((s) => ATTR_SENTENCE[asked!]!.test(s)), `${r._id}: ${c}`);
+          if (kind === 'back-reference') for (const s of pron) dependent += tok.encode(` ${s}`, { bos: false, eos: false }).length;
+        });
+        const t = tokenizePrompt(tok, promptText(r.chunks, r.input, r.answers[0]));
+        if (kind === 'back-reference') context += t.chunks.reduce((a, c) => a + c.length, 0);
+        assert.ok(promptLength(t) + t.answer.length <= model.config.maxSeqLen, `${r._id}: ${promptLength(t) + t.answer.length} tokens`);
+      }
+    }
+    // The tokens that need an earlier chunk: about 5.6% (8-10 chunks) to 9.3% (v1's 4-6) of a back-reference context.
+    const share = dependent / context;
+    assert.ok(share > (range ? 0.04 : 0.06) && share < (range ? 0.07 : 0.11), `pronoun-sentence share ${share}`);
+  }
+  const ex = generateTrainingExample(7, 'single', 5, 8, { refMix: true, chunks: [8, 10] });
+  for (const q of ex.extra) assert.ok(ex.record.chunks.some((c) => c.includes(q.kind === 'back-reference' ? ` ${q.answer}.` : q.answer)), q.input);
+});
+
 test('generator: training examples add questions their chunks answer, after the record itself', () => {
   const ex = generateTrainingExample(7, 'back-reference', 3, 8);
   assert.equal(ex.record, generateRecord(7, 'back-reference', 3));

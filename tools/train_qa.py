@@ -20,6 +20,11 @@ learning-rate schedule follows elapsed time; the log gives the step count: pass 
 repeat the run's length on any machine (the schedule then follows steps). With --init DIR training
 continues from a saved model and its tokenizer (fresh optimizer state, a new warm-up).
 
+Mixed data: concatenate make.ts train files of several formats (e.g. with and without --chunks or
+--ref-mix) into one --train file; give --heldout once per held-out set (TAG=FILE) to get the
+exact match per set and kind. Further questions of a training example that would end past
+--max-pos are left off (logged); the example's first question always stays.
+
 Writes to --out: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, train.log,
 parity.json (held-out prompts' token ids, greedy answers and first-answer-token logits, for kvlab's
 own parity test).
@@ -92,10 +97,11 @@ def train_tokenizer(examples, vocab_size):
     return tok
 
 
-def encode_all(tok, examples, extra=False):
+def encode_all(tok, examples, extra=False, max_len=None):
     """Per example: (ids int32 array, [start, end) ranges of answer tokens + EOS). The context is
     [BOS] prefix chunks; then the question and answer+EOS; with `extra`, the example's further
-    questions follow, each as query answer EOS."""
+    questions follow, each as query answer EOS. With `max_len`, trailing further questions that
+    would end past max_len tokens are left off (the first question is always kept)."""
     segs, owner = [], []
     for d in examples:
         qa = [(d["query"], d["answer"])] + ([(e["query"], e["answer"]) for e in d.get("extra", [])] if extra else [])
@@ -114,6 +120,10 @@ def encode_all(tok, examples, extra=False):
             a = len(ids)
             ids += parts[n - 2 * nq + 2 * j + 1] + [2]
             spans.append((a, len(ids)))
+        if max_len is not None and len(ids) > max_len:
+            keep = [sp for j, sp in enumerate(spans) if j == 0 or sp[1] <= max_len]
+            ids = ids[:keep[-1][1]]
+            spans = keep
         out.append((np.array(ids, dtype=np.int32), spans))
     return out
 
@@ -195,7 +205,8 @@ def greedy(model, ids, max_new=12):
 
 
 def evaluate(model, tok, heldout, n_parity=24):
-    """Exact match per kind (LongBench normalisation), and parity records for kvlab."""
+    """Exact match per kind (LongBench normalisation), and parity records for kvlab. Prompts read
+    from several --heldout files are counted per file and kind ("<tag>/<kind>")."""
     model.eval()
     enc = encode_all(tok, heldout)
     per = {}
@@ -205,7 +216,7 @@ def evaluate(model, tok, heldout, n_parity=24):
         toks, first = greedy(model, ids[:a].tolist())
         pred = tok.decode(toks)
         em = float(normalize(pred) in {normalize(r) for r in d["answers"]})
-        k = per.setdefault(d["kind"], [0, 0])
+        k = per.setdefault(f'{d["_set"]}/{d["kind"]}' if "_set" in d else d["kind"], [0, 0])
         k[0] += em
         k[1] += 1
         if i < n_parity or (i % 50 == 0):
@@ -230,7 +241,9 @@ def bf16_rounded_copy(model):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", required=True)
-    ap.add_argument("--heldout", required=True)
+    ap.add_argument("--heldout", required=True, action="append",
+                    help="held-out prompt file; repeat for several sets, each as TAG=FILE or FILE (tag: the file name "
+                         "without .jsonl), then EM is reported per tag and kind")
     ap.add_argument("--out", required=True)
     ap.add_argument("--limit", type=int, default=None, help="use the first N training prompts")
     ap.add_argument("--vocab", type=int, default=4096)
@@ -271,7 +284,14 @@ def main():
 
     t0 = time.time()
     train = read_segments(args.train, args.limit)
-    heldout = read_segments(args.heldout)
+    heldout = []
+    for h in args.heldout:
+        tag, path = h.split("=", 1) if "=" in h else (os.path.basename(h).removesuffix(".jsonl"), h)
+        part = read_segments(path)
+        if len(args.heldout) > 1:
+            for d in part:
+                d["_set"] = tag
+        heldout += part
     log(f"read {len(train)} training prompts, {len(heldout)} held-out prompts ({time.time() - t0:.1f} s)")
 
     if args.init:
@@ -287,11 +307,14 @@ def main():
                    "tokenizer_class": "PreTrainedTokenizerFast"}, f, indent=1)
     vocab = tok.get_vocab_size()
     t1 = time.time()
-    data = encode_all(tok, train, extra=True)
+    data = encode_all(tok, train, extra=True, max_len=args.max_pos)
     lens = np.array([len(ids) for ids, _ in data])
     nqa = np.array([len(sp) for _, sp in data])
     log(f"tokenizer: {vocab} tokens; encoded in {time.time() - t1:.1f} s; sequence length mean {lens.mean():.1f}, "
         f"max {lens.max()}, tokens {lens.sum()}; questions per sequence mean {nqa.mean():.2f}")
+    n_full = sum(1 + len(d.get("extra", [])) for d in train)
+    if nqa.sum() < n_full:
+        log(f"left off {n_full - nqa.sum()} of {n_full} questions (further questions past --max-pos {args.max_pos})")
     if lens.max() > args.max_pos:
         sys.exit(f"a training sequence has {lens.max()} tokens, more than --max-pos {args.max_pos}")
 

@@ -22,6 +22,9 @@
  * Deterministic: the same (seed, kind, index) gives the same record on every machine.
  * GeneratorOptions.chunks (unset: v1) makes longer contexts: more entities, and the v1 selection
  * topped up with chunks that name their entity (intro without ref, company, city).
+ * GeneratorOptions.refMix (unset: v1) makes ref chunks read like retrieved passages: mostly
+ * self-contained sentences about a named landmark, with one or two pronoun sentences about the
+ * person (the only tokens that need the earlier chunk).
  */
 import { QA_KINDS, type QaKind, type QaRecord } from '../../src/eval/qa/dataset.js';
 import { seededUniform } from '../../src/model/generate.js';
@@ -94,6 +97,18 @@ interface City { name: string; region: string; river: string }
 interface Pronoun { sub: string; obj: string; pos: string }
 const PRONOUNS: Pronoun[] = [{ sub: 'She', obj: 'her', pos: 'Her' }, { sub: 'He', obj: 'him', pos: 'His' }];
 
+/**
+ * Landmarks of ref-mix ref chunks ("The Fen tower stands in Vatriport.") and self-contained
+ * sentences about them, in words kvlab-qa's tokenizer already has whole (v1's vocabulary), so a
+ * model fine-tuned from it reads them as words, not byte pieces.
+ */
+const LANDMARK_KINDS = ['tower', 'house', 'garden', 'square', 'market', 'bridge'];
+const LANDMARK_FILLER = ['It is made of stone.', 'Many visitors come in the summer.', 'A tall clock stands in its centre.',
+  'It stands near the river.', 'It is busy on most days.', 'It has a red door and a small garden.',
+  'It closes for two weeks every winter.', 'It is famous for its autumn fair.'];
+type Attr = 'pet' | 'instrument' | 'colour';
+const ATTRS: readonly Attr[] = ['pet', 'instrument', 'colour'];
+
 const article = (w: string) => (/^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`);
 
 function introText(r: Rng, p: Person, pr: Pronoun): string {
@@ -110,6 +125,27 @@ function refText(r: Rng, p: Person, pr: Pronoun): string {
   return facts.join(' ');
 }
 
+/** One v1 attribute sentence about a person, by pronoun. */
+function attrSentence(p: Person, pr: Pronoun, a: Attr): string {
+  return a === 'pet' ? `${pr.sub} keeps a pet ${p.pet}.` : a === 'instrument' ? `${pr.sub} plays the ${p.instrument}.` : `${pr.pos} favourite colour is ${p.colour}.`;
+}
+
+/**
+ * A ref-mix ref chunk: a landmark named in its first sentence, 2-3 more sentences about it (each
+ * self-contained within the chunk: "It" is the landmark), and one or two pronoun sentences about
+ * the person (the attribute `need`, when given, always among them), never first. Only those
+ * sentences need the intro chunk before it; the chunk still never names the person.
+ */
+function refMixText(r: Rng, w: World, p: Person, pr: Pronoun, need: Attr | null): string {
+  const name = `${word(r, 1, 2)} ${pick(r, LANDMARK_KINDS)}`;
+  const named = [`The ${name} stands in ${pick(r, w.cities).name}.`, ...shuffle(r, LANDMARK_FILLER.slice()).slice(0, int(r, 2, 3))];
+  const first = need ?? pick(r, ATTRS);
+  const attrs = r() < 0.5 ? [first] : [first, pick(r, ATTRS.filter((a) => a !== first))];
+  const body = named.slice(1);
+  for (const a of attrs) body.splice(int(r, 0, body.length), 0, attrSentence(p, pr, a));
+  return [named[0]!, ...body].join(' ');
+}
+
 function orgText(r: Rng, o: Org): string {
   const rest = shuffle(r, [`It was founded in ${o.year}.`, `It makes ${o.product}.`, ...shuffle(r, ORG_FILLER.slice()).slice(0, int(r, 1, 2))]);
   return [`${o.name} is a company based in ${o.city}.`, ...rest].join(' ');
@@ -121,7 +157,7 @@ function cityText(r: Rng, c: City): string {
 }
 
 /** A question about one attribute: its text, the answer, and which chunks it needs. */
-interface Question { input: string; answer: string; needs: string[] }
+interface Question { input: string; answer: string; needs: string[]; attr?: Attr }
 
 interface World { persons: Person[]; orgs: Org[]; cities: City[]; pr: Pronoun }
 
@@ -161,9 +197,9 @@ function questionsOf(w: World, kind: QaKind): Question[] {
       { input: `In which year was the company that ${P.name} works for founded?`, answer: String(O.year), needs: [`intro:${p}`, `org:${o}`] },
       { input: `In which city is the company that ${P.name} works for based?`, answer: O.city, needs: [`intro:${p}`, `org:${o}`] });
     if (kind === 'back-reference') out.push(
-      { input: `What pet does ${P.name} keep?`, answer: P.pet, needs: [`intro:${p}`, `ref:${p}`] },
-      { input: `Which instrument does ${P.name} play?`, answer: P.instrument, needs: [`intro:${p}`, `ref:${p}`] },
-      { input: `What is the favourite colour of ${P.name}?`, answer: P.colour, needs: [`intro:${p}`, `ref:${p}`] });
+      { input: `What pet does ${P.name} keep?`, answer: P.pet, needs: [`intro:${p}`, `ref:${p}`], attr: 'pet' },
+      { input: `Which instrument does ${P.name} play?`, answer: P.instrument, needs: [`intro:${p}`, `ref:${p}`], attr: 'instrument' },
+      { input: `What is the favourite colour of ${P.name}?`, answer: P.colour, needs: [`intro:${p}`, `ref:${p}`], attr: 'colour' });
   });
   if (kind === 'single') {
     w.orgs.forEach((O, o) => out.push(
@@ -243,11 +279,12 @@ function order(r: Rng, ids: string[]): string[] {
   return out;
 }
 
-function chunkText(r: Rng, w: World, id: string): string {
+/** `refMix`: ref chunks in the ref-mix form, each stating `need` (the asked attribute) when given. */
+function chunkText(r: Rng, w: World, id: string, refMix?: { need: Attr | null }): string {
   const [t, i] = id.split(':') as [string, string];
   const k = Number(i);
   if (t === 'intro') return introText(r, w.persons[k]!, w.pr);
-  if (t === 'ref') return refText(r, w.persons[k]!, w.pr);
+  if (t === 'ref') return refMix ? refMixText(r, w, w.persons[k]!, w.pr, refMix.need) : refText(r, w.persons[k]!, w.pr);
   if (t === 'org') return orgText(r, w.orgs[k]!);
   return cityText(r, w.cities[k]!);
 }
@@ -271,6 +308,18 @@ export interface GeneratorOptions {
    * int(lo, hi) chunks. Records get dataset `...-v1-c<lo>-<hi>` and _id `v1-c<lo>-<hi>-s...`.
    */
   chunks?: readonly [number, number];
+  /**
+   * Ref-mix ref chunks: each names a landmark (where it stands, 2-3 more sentences about it) and
+   * holds only one or two pronoun sentences about its person, v1's attribute sentences ("She keeps a
+   * pet otter."). On a back-reference question every ref chunk of the context states the asked
+   * attribute (so guessing among ref chunks still fails), sometimes with one more; otherwise one or
+   * two attributes at random. The tokens that need the intro chunk are then about 5% (with `chunks`
+   * 8-10) to 8% (v1's 4-6 chunks) of a back-reference context (v1: every ref sentence, 20-35%); a
+   * ref chunk prefilled alone still cannot know whom it describes. World, question, selection and
+   * order are v1's (same random draws up to the chunk texts). Records get `-rm` after the variant:
+   * dataset `...-v1[-c<lo>-<hi>]-rm`, _id `v1[-c<lo>-<hi>]-rm-s...`.
+   */
+  refMix?: boolean;
 }
 
 function checkOptions(o: GeneratorOptions): void {
@@ -288,15 +337,15 @@ function build(seed: number, kind: QaKind, index: number, o: GeneratorOptions = 
   let picked = chooseChunks(r, q, kind, w);
   if (o.chunks) picked = addDistractors(r, picked, int(r, o.chunks[0], o.chunks[1]), w);
   const ids = order(r, picked);
-  const chunks = ids.map((id) => chunkText(r, w, id));
+  const chunks = ids.map((id) => chunkText(r, w, id, o.refMix ? { need: kind === 'back-reference' ? q.attr! : null } : undefined));
   const context = chunks.join('\n');
-  const variant = o.chunks ? `-c${o.chunks[0]}-${o.chunks[1]}` : '';
+  const variant = (o.chunks ? `-c${o.chunks[0]}-${o.chunks[1]}` : '') + (o.refMix ? '-rm' : '');
   const record: QaRecord = {
     input: q.input, context, answers: [q.answer], length: context.split(/\s+/).length,
     dataset: `${DATASET_NAME}-v${GENERATOR_VERSION}${variant}`, _id: `v${GENERATOR_VERSION}${variant}-s${seed}-${kind}-${index}`, kind, chunks,
     evidence: q.needs.map((id) => ids.indexOf(id)).sort((a, b) => a - b),
   };
-  return { r, w, ids, record };
+  return { r, w, ids, chunks, record };
 }
 
 /** One record: deterministic in (seed, kind, index). */
@@ -312,9 +361,11 @@ export interface ExtraQuestion { input: string; answer: string; kind: QaKind }
  * context multiplies the answer signal per sequence; the first question is the record's.
  */
 export function generateTrainingExample(seed: number, kind: QaKind, index: number, maxExtra: number, o: GeneratorOptions = {}): { record: QaRecord; extra: ExtraQuestion[] } {
-  const { r, w, ids, record } = build(seed, kind, index, o);
+  const { r, w, ids, chunks, record } = build(seed, kind, index, o);
   const have = new Set(ids);
-  const all = QA_KINDS.flatMap((k) => questionsOf(w, k).filter((q) => q.input !== record.input && q.needs.every((n) => have.has(n)))
+  // Ref-mix ref chunks state only some attributes: a back-reference question needs its answer there.
+  const stated = (q: Question) => !o.refMix || !q.attr || chunks[ids.indexOf(q.needs[1]!)]!.includes(` ${q.answer}.`);
+  const all = QA_KINDS.flatMap((k) => questionsOf(w, k).filter((q) => q.input !== record.input && q.needs.every((n) => have.has(n)) && stated(q))
     .map((q) => ({ input: q.input, answer: q.answer, kind: k })));
   return { record, extra: shuffle(r, all).slice(0, int(r, 0, Math.min(maxExtra, all.length))) };
 }

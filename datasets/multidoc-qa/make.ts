@@ -1,9 +1,9 @@
 /**
  * Writes kvlab's multi-document QA sets (see CARD.md):
  *
- *   node --import tsx datasets/multidoc-qa/make.ts heldout [--count 100] [--seed 1001] [--chunks LO-HI] [--out datasets/multidoc-qa/v1]
+ *   node --import tsx datasets/multidoc-qa/make.ts heldout [--count 100] [--seed 1001] [--chunks LO-HI] [--ref-mix] [--out datasets/multidoc-qa/v1]
  *       LongBench-schema JSONL, one file per question kind (<out>/<kind>.jsonl)
- *   node --import tsx datasets/multidoc-qa/make.ts train --count N [--start I] [--seed 7] [--extra K] [--chunks LO-HI] --out FILE
+ *   node --import tsx datasets/multidoc-qa/make.ts train --count N [--start I] [--seed 7] [--extra K] [--chunks LO-HI] [--ref-mix] --out FILE
  *       training prompts I..I+N-1 (segment texts of src/eval/qa/prompt.ts), kinds interleaved, each
  *       with up to K more questions on the same passages ("extra": [{kind, query, answer}]); shards
  *       written with consecutive --start values and concatenated equal one run over all of them
@@ -13,6 +13,9 @@
  * --chunks LO-HI (6 <= LO <= HI <= 30): LO..HI chunks per context, the v1 selection topped up with
  * self-contained distractors (generator.ts, GeneratorOptions), and the heldout default --out becomes
  * datasets/multidoc-qa/v1-cLO-HI; without it, v1's 4-6 chunks.
+ * --ref-mix: ref chunks as mostly self-contained passages about a named landmark with one or two
+ * pronoun sentences about the person (GeneratorOptions.refMix); the heldout default --out gains
+ * "-rm" (e.g. datasets/multidoc-qa/v1-c8-10-rm).
  *
  * A segment line: {"id", "kind", "prefix", "chunks": [...], "query", "answer", "answers": [...]}; the
  * training tool tokenizes each segment on its own and adds BOS / EOS as prompt.ts says.
@@ -42,19 +45,20 @@ async function writeLines(path: string, lines: Iterable<string>): Promise<void> 
 const { values: v, positionals: [cmd, ...files] } = parseArgs({
   allowPositionals: true,
   options: { count: { type: 'string' }, start: { type: 'string' }, extra: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-    chunks: { type: 'string' } },
+    chunks: { type: 'string' }, 'ref-mix': { type: 'boolean' } },
 });
 
 function generatorOptions(): GeneratorOptions {
-  if (v.chunks === undefined) return {};
+  const o: GeneratorOptions = v['ref-mix'] ? { refMix: true } : {};
+  if (v.chunks === undefined) return o;
   const m = /^(\d+)-(\d+)$/.exec(v.chunks);
   if (!m) throw new Error(`--chunks must be LO-HI (e.g. 8-10), got '${v.chunks}'`);
-  return { chunks: [Number(m[1]), Number(m[2])] };
+  return { ...o, chunks: [Number(m[1]), Number(m[2])] };
 }
 const gen = generatorOptions();
 
 if (cmd === 'heldout') {
-  const dir = v.out ?? join('datasets', 'multidoc-qa', gen.chunks ? `v1-c${gen.chunks[0]}-${gen.chunks[1]}` : 'v1');
+  const dir = v.out ?? join('datasets', 'multidoc-qa', (gen.chunks ? `v1-c${gen.chunks[0]}-${gen.chunks[1]}` : 'v1') + (gen.refMix ? '-rm' : ''));
   const count = Number(v.count ?? 100), seed = Number(v.seed ?? 1001);
   mkdirSync(dir, { recursive: true });
   for (const kind of QA_KINDS)
