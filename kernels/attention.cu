@@ -573,6 +573,46 @@ __global__ void attn_key_tile_range_kernel(const int32_t* kpos, int nk, int bn, 
   if (lane == 0) out[t] = make_int2(mn, mx);
 }
 
+// Walks the key tiles [tb, te) of a CTA (tiles of bn keys) that some query of it can see: lane c of
+// each warp holds the position range of tile base + c, 32 tiles at a time. next(t, &r) returns the
+// first such tile at or after t (te when none) and its (min, max) key position; the result is the
+// same in every warp and, broadcast from lane 0, known to ptxas as warp-uniform (the wgmma path
+// needs that to keep its MMAs asynchronous).
+struct VisibleTiles {
+  const Params& p;
+  int bn, te, cmax, lane, base;
+  int2 rng;
+  __device__ VisibleTiles(const Params& p_, int bn_, int tb, int te_, int cmax_)
+      : p(p_), bn(bn_), te(te_), cmax(cmax_), lane(threadIdx.x & 31), base(tb) {
+    rng = tb + lane < te ? key_tile_range(p, tb + lane, bn) : make_int2(INT_MAX, INT_MIN);
+  }
+  __device__ int next(int t, int2* r) {
+    while (t < te) {
+      if (t >= base + 32) {
+        base += (t - base) / 32 * 32;
+        rng = base + lane < te ? key_tile_range(p, base + lane, bn) : make_int2(INT_MAX, INT_MIN);
+      }
+      const unsigned hit = __ballot_sync(0xffffffffu, lane >= t - base && base + lane < te && rng.x <= cmax);
+      if (hit) {
+        const int c = __ffs(hit) - 1;
+        *r = make_int2(__shfl_sync(0xffffffffu, rng.x, c), __shfl_sync(0xffffffffu, rng.y, c));
+        return __shfl_sync(0xffffffffu, base + c, 0);
+      }
+      t = base + 32;
+    }
+    return te;
+  }
+};
+
+// Launches the pre-pass that writes each bn-key tile's position range into the workspace, when the
+// launcher has workspace for it.
+cudaError_t launch_tile_ranges(const Params& p, int bn, cudaStream_t stream) {
+  if (!p.tile_kpos) return cudaSuccess;
+  const int ntiles = (p.nk + bn - 1) / bn;
+  attn_key_tile_range_kernel<<<(ntiles + 7) / 8, 256, 0, stream>>>(p.kpos, p.nk, bn, ntiles, const_cast<int2*>(p.tile_kpos));
+  return cudaGetLastError();
+}
+
 // One key tile for one warp: S = Q K^T, online softmax, O += P V. kFull: every key of the tile is
 // visible to every row of the warp (no per-element mask); a separate instantiation so that the
 // common, unmasked tiles carry no mask code at all.
@@ -738,27 +778,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) attn_tc_kernel(Params p) {
 
   const int ntiles = (p.nk + BN - 1) / BN;
   const int tb = split * p.tiles_per_split, te = min(tb + p.tiles_per_split, ntiles);
-  // Lane c holds the position range of tile cbase + c, 32 tiles at a time. next_visible(t) returns the
-  // first tile at or after t with a key visible to some query of the CTA (te when none) and its range;
-  // uniform over the CTA.
-  int cbase = tb;
-  int2 crng = tb + lane < te ? key_tile_range(p, tb + lane, BN) : make_int2(INT_MAX, INT_MIN);
-  auto next_visible = [&](int t, int2* r) {
-    while (t < te) {
-      if (t >= cbase + 32) {
-        cbase += (t - cbase) / 32 * 32;
-        crng = cbase + lane < te ? key_tile_range(p, cbase + lane, BN) : make_int2(INT_MAX, INT_MIN);
-      }
-      const unsigned hit = __ballot_sync(0xffffffffu, lane >= t - cbase && cbase + lane < te && crng.x <= cmax);
-      if (hit) {
-        const int c = __ffs(hit) - 1;
-        *r = make_int2(__shfl_sync(0xffffffffu, crng.x, c), __shfl_sync(0xffffffffu, crng.y, c));
-        return cbase + c;
-      }
-      t = cbase + 32;
-    }
-    return te;
-  };
+  VisibleTiles tiles(p, BN, tb, te, cmax);
   auto load_tile = [&](int t, int stage) {
     const int j0 = t * BN;
     T* ks = KVs + stage * S::kStage;
@@ -786,12 +806,12 @@ __global__ void __launch_bounds__(kTcThreads, 2) attn_tc_kernel(Params p) {
   const float sl = p.scale_log2;
 
   int2 cr = make_int2(INT_MAX, INT_MIN), nr = cr;
-  int cur = next_visible(tb, &cr);
+  int cur = tiles.next(tb, &cr);
   if (cur < te) load_tile(cur, 0);
   cp_async_commit();
   int stage = 0;
   while (cur < te) {
-    const int nxt = next_visible(cur + 1, &nr);
+    const int nxt = tiles.next(cur + 1, &nr);
     cp_async_wait<0>();  // this thread's copies of `cur` (and Q) have landed
     __syncthreads();     // everyone's have; everyone is done with the other stage
     if (nxt < te) load_tile(nxt, stage ^ 1);
@@ -1056,15 +1076,10 @@ bool valid_args(const AttentionArgs& a) {
 template <class T, int D, int MT>
 cudaError_t launch_tc(const Params& p, const Plan& pl, cudaStream_t stream) {
   using S = TcShape<D, MT>;
-  if (p.tile_kpos) {
-    const int ntiles = (p.nk + S::BN - 1) / S::BN;
-    attn_key_tile_range_kernel<<<(ntiles + 7) / 8, 256, 0, stream>>>(p.kpos, p.nk, S::BN, ntiles,
-                                                                     const_cast<int2*>(p.tile_kpos));
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
-  }
+  cudaError_t e = launch_tile_ranges(p, S::BN, stream);
+  if (e != cudaSuccess) return e;
   auto kernel = attn_tc_kernel<T, D, MT>;
-  cudaError_t e = ensure_smem_limit(kernel, pl.smem);
+  e = ensure_smem_limit(kernel, pl.smem);
   if (e != cudaSuccess) return e;
   const unsigned nqb = static_cast<unsigned>((p.nq + S::BM - 1) / S::BM);
   dim3 grid(nqb * static_cast<unsigned>(p.hq), static_cast<unsigned>(p.nsplit));
@@ -1075,15 +1090,10 @@ cudaError_t launch_tc(const Params& p, const Plan& pl, cudaStream_t stream) {
 template <class T, int D>
 cudaError_t launch_wg(const Params& p, const Plan& pl, cudaStream_t stream) {
   using S = WgShape<D>;
-  if (p.tile_kpos) {
-    const int ntiles = (p.nk + S::BN - 1) / S::BN;
-    attn_key_tile_range_kernel<<<(ntiles + 7) / 8, 256, 0, stream>>>(p.kpos, p.nk, S::BN, ntiles,
-                                                                     const_cast<int2*>(p.tile_kpos));
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
-  }
+  cudaError_t e = launch_tile_ranges(p, S::BN, stream);
+  if (e != cudaSuccess) return e;
   auto kernel = attn_wg_kernel<T, D>;
-  cudaError_t e = ensure_smem_limit(kernel, pl.smem);
+  e = ensure_smem_limit(kernel, pl.smem);
   if (e != cudaSuccess) return e;
   dim3 grid(static_cast<unsigned>((p.nq + S::BM - 1) / S::BM) * static_cast<unsigned>(p.hq), static_cast<unsigned>(p.nsplit));
   kernel<<<grid, kWgThreads, pl.smem, stream>>>(p);

@@ -233,27 +233,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) attn_wg_kernel(Params p) {
 
   const int ntiles = (p.nk + BN - 1) / BN;
   const int tb = split * p.tiles_per_split, te = min(tb + p.tiles_per_split, ntiles);
-  // As the tensor-core path: lane c holds the position range of tile cbase + c; next_visible(t) is the
-  // first tile at or after t that some query of the CTA sees (te when none), uniform over the CTA.
-  int cbase = tb;
-  int2 crng = tb + lane < te ? key_tile_range(p, tb + lane, BN) : make_int2(INT_MAX, INT_MIN);
-  auto next_visible = [&](int t, int2* r) {
-    while (t < te) {
-      if (t >= cbase + 32) {
-        cbase += (t - cbase) / 32 * 32;
-        crng = cbase + lane < te ? key_tile_range(p, cbase + lane, BN) : make_int2(INT_MAX, INT_MIN);
-      }
-      const unsigned hit = __ballot_sync(0xffffffffu, lane >= t - cbase && cbase + lane < te && crng.x <= cmax);
-      if (hit) {
-        const int c = __ffs(hit) - 1;
-        *r = make_int2(__shfl_sync(0xffffffffu, crng.x, c), __shfl_sync(0xffffffffu, crng.y, c));
-        // Broadcast from lane 0: ptxas then knows the loop is uniform and keeps the MMAs asynchronous.
-        return __shfl_sync(0xffffffffu, cbase + c, 0);
-      }
-      t = cbase + 32;
-    }
-    return te;
-  };
+  VisibleTiles tiles(p, BN, tb, te, cmax);
   auto load_tile = [&](int t, int n) {
     const int j0 = t * BN, stage = n & 1;
     wg_load_rows<T, D, BN>(k0 + stage * S::kTileBytes, kb + static_cast<size_t>(j0) * kvstride, kvstride, p.nk - j0);
@@ -289,7 +269,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) attn_wg_kernel(Params p) {
   };
 
   int2 cr = make_int2(INT_MAX, INT_MIN), nr = cr;
-  int cur = next_visible(tb, &cr);
+  int cur = tiles.next(tb, &cr);
   if (cur < te) {
     load_tile(cur, 0);
     mbar_arrive_copies(smem_addr(&bar_full[0]));  // with Q's copies
@@ -304,7 +284,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) attn_wg_kernel(Params p) {
   // (its P V, which retires in the tile after it; a warpgroup that skips a tile frees at once).
   // One CTA barrier a tile instead: 1.570 ms a layer for an 8192-token causal prefill vs 1.520 (H200).
   for (int n = 0; cur < te; ++n) {
-    const int nxt = next_visible(cur + 1, &nr);
+    const int nxt = tiles.next(cur + 1, &nr);
     if (nxt < te) {  // tile n + 1's copies, once both warpgroups are done with what its stages held
       const int t = n + 1;
       mbar_wait(smem_addr(&bar_kfree[t & 1]), ((t >> 1) & 1) ^ 1);

@@ -101,17 +101,24 @@ test('attention: GQA, shuffled absolute positions, queries that see no key, deco
     const r = rng(seed);
     const kpos = Array.from({ length: nk }, (_, j) => j).sort(() => r() - 0.5);  // keys in shuffled slots
     const qpos = Array.from({ length: nq }, (_, i) => (i === 0 && nq > 1 ? -1 : Math.floor(r() * nk)));  // query 0 sees nothing
-    const q = rounded(rand(nq * hq * d, seed++), [nq, hq, d], dt);
-    const k = rounded(rand(nk * hkv * d, seed++), [nk, hkv, d], dt);
-    const v = rounded(rand(nk * hkv * d, seed++), [nk, hkv, d], dt);
-    const shape = { queryHeads: hq, kvHeads: hkv, headDim: d, scale: 1 / Math.sqrt(d) };
-    const ref = Tensor.empty([nq, hq, d]);
-    ops.attention(q, k, v, i32(qpos), i32(kpos), ref, shape);
-    const out = emptyPoisoned([nq, hq, d], dt);
-    ops.attention(onDevice(q, dt), onDevice(k, dt), onDevice(v, dt), i32(qpos, 'cuda:0'), i32(kpos, 'cuda:0'), out, shape);
-    check(`attention ${dt} nq=${nq} nk=${nk} ${hq}/${hkv}x${d}`, out, ref, dt === 'f32' ? 1e-4 : TOL[dt]!);
+    checkAttention('attention', [nq, nk, hq, hkv, d], dt, qpos, kpos, seed, 1);
+    seed += 3;
   }
 });
+
+/** CUDA attention vs the CPU reference for random q, k, v (seeds seed..seed+2; q and k times qkScale). */
+function checkAttention(name: string, [nq, nk, hq, hkv, d]: readonly [number, number, number, number, number], dt: DType, qpos: number[], kpos: number[],
+  seed: number, qkScale: number) {
+  const q = rounded(rand(nq * hq * d, seed, qkScale), [nq, hq, d], dt);
+  const k = rounded(rand(nk * hkv * d, seed + 1, qkScale), [nk, hkv, d], dt);
+  const v = rounded(rand(nk * hkv * d, seed + 2), [nk, hkv, d], dt);
+  const shape = { queryHeads: hq, kvHeads: hkv, headDim: d, scale: 1 / Math.sqrt(d) };
+  const ref = Tensor.empty([nq, hq, d]);
+  ops.attention(q, k, v, i32(qpos), i32(kpos), ref, shape);
+  const out = emptyPoisoned([nq, hq, d], dt);
+  ops.attention(onDevice(q, dt), onDevice(k, dt), onDevice(v, dt), i32(qpos, 'cuda:0'), i32(kpos, 'cuda:0'), out, shape);
+  check(`${name} ${dt} nq=${nq} nk=${nk} ${hq}/${hkv}x${d}`, out, ref, dt === 'f32' ? 1e-4 : TOL[dt]!);
+}
 
 test('attention: causal prefill in order (full, diagonal and skipped key tiles), chunked query blocks', () => {
   let seed = 350;
@@ -120,15 +127,8 @@ test('attention: causal prefill in order (full, diagonal and skipped key tiles),
   for (const [nq, nk, hq, hkv, d] of cases) for (const dt of DTYPES) {
     const kpos = Array.from({ length: nk }, (_, j) => j);
     const qpos = Array.from({ length: nq }, (_, i) => nk - nq + i);
-    const q = rounded(rand(nq * hq * d, seed++, 2), [nq, hq, d], dt);
-    const k = rounded(rand(nk * hkv * d, seed++, 2), [nk, hkv, d], dt);
-    const v = rounded(rand(nk * hkv * d, seed++), [nk, hkv, d], dt);
-    const shape = { queryHeads: hq, kvHeads: hkv, headDim: d, scale: 1 / Math.sqrt(d) };
-    const ref = Tensor.empty([nq, hq, d]);
-    ops.attention(q, k, v, i32(qpos), i32(kpos), ref, shape);
-    const out = emptyPoisoned([nq, hq, d], dt);
-    ops.attention(onDevice(q, dt), onDevice(k, dt), onDevice(v, dt), i32(qpos, 'cuda:0'), i32(kpos, 'cuda:0'), out, shape);
-    check(`causal attention ${dt} nq=${nq} nk=${nk} ${hq}/${hkv}x${d}`, out, ref, dt === 'f32' ? 1e-4 : TOL[dt]!);
+    checkAttention('causal attention', [nq, nk, hq, hkv, d], dt, qpos, kpos, seed, 2);
+    seed += 3;
   }
 });
 
