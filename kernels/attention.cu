@@ -980,9 +980,32 @@ size_t tc_smem_bytes(size_t d, int mt) {
 // at 64 the mma.sync path was faster (4096-token causal prefill, 16 heads: 0.153 vs 0.169 ms, H200).
 constexpr size_t kWgHeadDim = 128;
 
+// Whether the device loaded the sm_90a code of a wgmma kernel: sm_90 code of it (a build that also
+// lists plain 90, or hand flags) reports the same binary version but has an empty body, which has no
+// static shared memory (the real one has its query positions and mbarriers there). Asked of the
+// driver once per (kernel, device).
+bool wg_body_loaded(const void* kernel) {
+  struct Seen {
+    const void* fn;
+    int dev;
+    bool ok;
+  };
+  static std::mutex mu;
+  static std::vector<Seen> seen;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Seen& s : seen)
+    if (s.fn == kernel && s.dev == dev) return s.ok;
+  cudaFuncAttributes attr{};
+  const bool ok = cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.binaryVersion == 90 && attr.sharedSizeBytes > 0;
+  if (!ok) cudaGetLastError();
+  seen.push_back({kernel, dev, ok});
+  return ok;
+}
+
 // Whether the Hopper path's kernel runs on the current device: the build has it (KVLAB_WGMMA: CMake
-// lists sm_90a), the device is compute capability 9 and it loaded the sm_90a code (a build that
-// reached it only as PTX of another architecture has an empty body). KVLAB_NO_WGMMA=1 in the
+// lists sm_90a), the device is compute capability 9 and it loaded the sm_90a code (wg_body_loaded). KVLAB_NO_WGMMA=1 in the
 // environment turns the path off, to compare it with the mma.sync path in one process.
 bool wg_runs_here(int dtype, size_t d, int cc_major) {
 #ifdef KVLAB_WGMMA
@@ -993,7 +1016,7 @@ bool wg_runs_here(int dtype, size_t d, int cc_major) {
   if (off || cc_major != 9 || d != kWgHeadDim || (dtype != kF16 && dtype != kBF16)) return false;
   const void* k = dtype == kF16 ? reinterpret_cast<const void*>(attn_wg_kernel<__half, kWgHeadDim>)
                                 : reinterpret_cast<const void*>(attn_wg_kernel<__nv_bfloat16, kWgHeadDim>);
-  return kernel_has_pdl(k);  // its code on this device was built for sm_90+: here, sm_90a
+  return wg_body_loaded(k);
 #else
   (void)dtype, (void)d, (void)cc_major;
   return false;

@@ -19,7 +19,7 @@
 //                Per-tile (min, max) key positions come from a pre-pass into the workspace: a tile
 //                no query of the CTA can see is never loaded, a warp skips a tile none of its rows
 //                sees, and tiles every row of the warp sees fully skip the per-element mask.
-//   wgmma        the tensor-core case with d = 128, nq > 64, on a compute capability 9.0 device running
+//   wgmma        the tensor-core case with d = 128, nq > 64, scale > 0, on a compute capability 9.0 device running
 //                the build's sm_90a code (attention_wgmma.cuh): a CTA of two warpgroups takes 128
 //                queries x 1 head; key tiles of 128 in 128-byte-swizzled shared memory (cp.async,
 //                K double- and V triple-buffered); S = Q K^T and O += P V by wgmma m64n128k16, a

@@ -353,7 +353,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) attn_wg_kernel(Params p) {
     cur = nxt;
     cr = nr;
   }
-  cp_async_wait<0>();
+  // Every copy has landed before the CTA exits, also Q's in a CTA that saw no tile (the mbarriers
+  // track the copies; no cp.async group was committed, so wait_group would wait for nothing). The
+  // last computed tile's V stage is never freed: nothing waits for it, the barriers die with the CTA.
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
   flush();
 
 #pragma unroll
@@ -379,5 +382,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) attn_wg_kernel(Params p) {
       if (tq == 0) emit_ml(p, split, row, m[hf], l[hf]);
     }
   }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // built without sm_90a's wgmma: never launched (wg_runs_here), and loud if it were
 #endif
 }
