@@ -982,31 +982,16 @@ constexpr size_t kWgHeadDim = 128;
 
 // Whether the device loaded the sm_90a code of a wgmma kernel: sm_90 code of it (a build that also
 // lists plain 90, or hand flags) reports the same binary version but has an empty body, which has no
-// static shared memory (the real one has its query positions and mbarriers there). Asked of the
-// driver once per (kernel, device).
+// static shared memory (the real one has its query positions and mbarriers there).
 bool wg_body_loaded(const void* kernel) {
-  struct Seen {
-    const void* fn;
-    int dev;
-    bool ok;
-  };
-  static std::mutex mu;
-  static std::vector<Seen> seen;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  std::lock_guard<std::mutex> lock(mu);
-  for (const Seen& s : seen)
-    if (s.fn == kernel && s.dev == dev) return s.ok;
   cudaFuncAttributes attr{};
-  const bool ok = cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.binaryVersion == 90 && attr.sharedSizeBytes > 0;
-  if (!ok) cudaGetLastError();
-  seen.push_back({kernel, dev, ok});
-  return ok;
+  return kernel_attributes(kernel, &attr) && attr.binaryVersion == 90 && attr.sharedSizeBytes > 0;
 }
 
 // Whether the Hopper path's kernel runs on the current device: the build has it (KVLAB_WGMMA: CMake
-// lists sm_90a), the device is compute capability 9 and it loaded the sm_90a code (wg_body_loaded). KVLAB_NO_WGMMA=1 in the
-// environment turns the path off, to compare it with the mma.sync path in one process.
+// lists sm_90a), the device is compute capability 9 and it loaded the sm_90a code (wg_body_loaded).
+// KVLAB_NO_WGMMA=1 in the environment turns the path off, to compare it with the mma.sync path in
+// one process.
 bool wg_runs_here(int dtype, size_t d, int cc_major) {
 #ifdef KVLAB_WGMMA
   static const bool off = [] {

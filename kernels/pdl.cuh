@@ -6,10 +6,10 @@
 // 32 layers of a 7B decode step on an H100 take 6.88 ms with every kernel of the layer launched so,
 // 7.02 with only the projections (same call, three runs each).
 #pragma once
-#include <mutex>
 #include <utility>
-#include <vector>
 #include <cuda_runtime.h>
+
+#include "func_attrs.cuh"
 
 namespace kvk {
 
@@ -26,26 +26,10 @@ __device__ __forceinline__ void wait_for_previous() {
 
 // Whether `kernel` may be launched with PDL on the current device: its code there was compiled
 // for sm_90+ (which also means the device is one). A build for older architectures only,
-// JIT-compiled on a Hopper card, has no griddepcontrol and so must not be launched early. Asked of
-// the driver once per (kernel, device).
+// JIT-compiled on a Hopper card, has no griddepcontrol and so must not be launched early.
 inline bool kernel_has_pdl(const void* kernel) {
-  struct Seen {
-    const void* fn;
-    int dev;
-    bool ok;
-  };
-  static std::mutex mu;
-  static std::vector<Seen> seen;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  std::lock_guard<std::mutex> lock(mu);
-  for (const Seen& s : seen)
-    if (s.fn == kernel && s.dev == dev) return s.ok;
   cudaFuncAttributes attr{};
-  const bool ok = cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
-  if (!ok) cudaGetLastError();
-  seen.push_back({kernel, dev, ok});
-  return ok;
+  return kernel_attributes(kernel, &attr) && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
 }
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...) with PDL where the device and the
