@@ -39,18 +39,21 @@ export function benchPrefill(points: Rows<BenchPoint>, p: Provenance): Figure {
     '(no paper claim) the engine under both papers should prefill no slower than transformers on the same card, ' +
     'near the FLOP floor (CacheBlend counts TTFT against full prefill).');
   if (isMissing(points)) return missingFigure(h, points.missing);
-  const rows: { tokens: number; system: string; ms: number }[] = [];
+  const rows: { tokens: number; system: string; ms: number; card: string }[] = [];
   for (const q of points) {
     if (q.metric !== 'prefill' || typeof q.case.tokens !== 'number') continue;
-    rows.push({ tokens: q.case.tokens, system: q.bench === 'prefill' ? `kvlab (${short(q.source)})` : q.bench, ms: q.value });
+    rows.push({ tokens: q.case.tokens, system: q.bench === 'prefill' ? `kvlab (${short(q.source)})` : q.bench, ms: q.value, card: q.card });
     // Each run has its own floor (it divides by the GEMM rate measured in that run).
-    if (q.floor !== null && q.bench === 'prefill') rows.push({ tokens: q.case.tokens, system: `FLOP floor (${short(q.source)})`, ms: q.floor });
+    if (q.floor !== null && q.bench === 'prefill') rows.push({ tokens: q.case.tokens, system: `FLOP floor (${short(q.source)})`, ms: q.floor, card: q.card });
   }
   if (rows.length === 0) return missingFigure(h, 'no prefill rows in results/');
-  const best = (t: number, pred: (s: string) => boolean) => Math.min(...rows.filter((r) => r.tokens === t && pred(r.system)).map((r) => r.ms));
+  // The summary compares kvlab and transformers on each card apart (timings of two cards do not mix).
+  const best = (c: string, t: number, pred: (s: string) => boolean) =>
+    Math.min(...rows.filter((r) => r.card === c && r.tokens === t && pred(r.system)).map((r) => r.ms));
+  const cards = [...new Set(rows.map((r) => r.card))];
   const ts = [...new Set(rows.map((r) => r.tokens))].sort((a, b) => a - b);
-  const measured = ts.map((t) => `${t} tokens: kvlab ${fmt(best(t, (s) => s.startsWith('kvlab')))} ms, ` +
-    `transformers ${fmt(best(t, (s) => s.startsWith('transformers')))} ms`).join('; ') + '.';
+  const measured = cards.map((c) => `${c}: ` + ts.map((t) => `${t} tokens: kvlab ${fmt(best(c, t, (s) => s.startsWith('kvlab')))} ms, ` +
+    `transformers ${fmt(best(c, t, (s) => s.startsWith('transformers')))} ms`).join('; ')).join('. ') + '.';
   return makeFigure(h, measured, {
     width: WIDTH, height: HEIGHT,
     data: { values: rows.map((r) => ({ ...r, len: `${r.tokens} tokens` })) },

@@ -66,16 +66,21 @@ export const MISTRAL7B_FP16_BYTES_PER_TOKEN = 32 * 2 * 8 * 128 * 2;
 /**
  * The quality-vs-TTFT setting from results/: a 7B-shaped context, text prefill timed by the engine
  * benchmark (scaled linearly to the context length from the nearest measured length), decode
- * throughput from a codec benchmark when one is there.
+ * throughput from a codec benchmark when one is there, both from one card (the codec's).
  */
 export function ttftSettingFrom(points: readonly BenchPoint[], contextTokens = 4500): TtftSetting | undefined {
-  const pre = points.filter((p) => p.bench === 'prefill' && p.metric === 'prefill' && typeof p.case.tokens === 'number');
+  const decodes = points.filter((p) => p.bench === 'codec' && p.unit === 'GB/s' && /decode/.test(p.metric));
+  // Prefill from the card the codec was measured on, when there is one (cards' timings do not mix).
+  const card = decodes[0]?.card;
+  const anyPre = points.filter((p) => p.bench === 'prefill' && p.metric === 'prefill' && typeof p.case.tokens === 'number');
+  const sameCard = anyPre.filter((p) => p.card === card);
+  const pre = sameCard.length ? sameCard : anyPre;
   if (pre.length === 0) return undefined;
   const near = [...pre].sort((a, b) => Math.abs(Number(a.case.tokens) - contextTokens) - Math.abs(Number(b.case.tokens) - contextTokens))
     .filter((p, _, all) => p.case.tokens === all[0]!.case.tokens).sort((a, b) => a.value - b.value)[0]!;
   const decode: Record<string, number> = {};
-  for (const p of points) {
-    if (p.bench !== 'codec' || p.unit !== 'GB/s' || !/decode/.test(p.metric)) continue;
+  for (const p of decodes) {
+    if (card !== undefined && p.card !== card) continue;
     const codec = String(p.case.codec ?? 'cachegen');
     decode[codec] = Math.max(decode[codec] ?? 0, p.value);
   }
