@@ -229,6 +229,11 @@ test('query-attention under the fusor: one set on every layer, k = r N, pre-pass
   full.cache.dispose();
   assert.throws(() => fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', attentionLayers: L + 1 }), (err: unknown) => err instanceof ArgumentError);
   assert.throws(() => fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', window: 0 }), (err: unknown) => err instanceof ArgumentError);
+  assert.throws(() => fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', attentionLayers: 3, attentionFrom: 3 }), (err: unknown) => err instanceof ArgumentError);
+  // Ranking by the last of the pre-pass's layers only: still one set of k on every layer.
+  const late = fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', ratio: 0.15, attentionLayers: L, attentionFrom: L - 1, window: 1 });
+  assert.is(late.selected[L - 1]!.length, k);
+  late.cache.dispose();
   let threw: unknown = null;
   try {
     // The policy is refused before any chunk is looked at.

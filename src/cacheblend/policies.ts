@@ -126,8 +126,10 @@ export interface PolicyOptions {
    * query-attention: tokens taken from each high-mass token backwards, within its chunk (default 6).
    */
   window?: number;
-  /** query-attention: the first layers whose query attention ranks the tokens (default 4). */
+  /** query-attention: the pre-pass runs the query through layers 0..attentionLayers-1 (default 4). */
   attentionLayers?: number;
+  /** query-attention: the first of those layers whose mass ranks the tokens (default 0: all of them). */
+  attentionFrom?: number;
 }
 
 /** A policy by name. */
@@ -147,7 +149,7 @@ export function makePolicy(name: PolicyName, o: PolicyOptions = {}): SelectionPo
     case 'epic': return fixedSet(name, (c) => epicSet(c, ratio));
     case 'random': return fixedSet(name, (c) => randomSet(c.nContext, share(ratio, c.nContext), o.seed ?? 0));
     case 'oracle': return fixedSet(name, (c) => oracleSet(c, ratio), true);
-    case 'query-attention': return queryAttention(name, ratio, o.attentionLayers ?? 4, o.window ?? 6);
+    case 'query-attention': return queryAttention(name, ratio, o.attentionLayers ?? 4, o.attentionFrom ?? 0, o.window ?? 6);
     default: throw new ArgumentError(`unknown policy ${JSON.stringify(name)}; expected one of ${POLICY_NAMES.join(', ')}`);
   }
 }
@@ -325,9 +327,10 @@ function oracleSet(c: PolicyContext, ratio: number): Int32Array {
 }
 
 /** See the header: top question-attention tokens, each grown backwards within its chunk; one set on every layer. */
-function queryAttention(name: string, ratio: number, layers: number, window: number): SelectionPolicy {
+function queryAttention(name: string, ratio: number, layers: number, from: number, window: number): SelectionPolicy {
   if (!Number.isInteger(window) || window < 1) throw new ArgumentError(`${name}: window must be a positive integer, got ${window}`);
   if (!Number.isInteger(layers) || layers < 1) throw new ArgumentError(`${name}: attentionLayers must be a positive integer, got ${layers}`);
+  if (!Number.isInteger(from) || from < 0 || from >= layers) throw new ArgumentError(`${name}: attentionFrom must be an integer in [0, ${layers}), got ${from}`);
   return {
     name,
     needsReference: false,
@@ -337,7 +340,7 @@ function queryAttention(name: string, ratio: number, layers: number, window: num
       const mass = c.queryAttention;
       if (!mass || mass.length !== layers || mass.some((m) => m.length !== c.nContext))
         throw new ArgumentError(`${name}: the fusor supplied no query attention mass for ${layers} layers`);
-      const set = grownBackwards(c, normalisedSum(mass, c.nContext), share(ratio, c.nContext), window);
+      const set = grownBackwards(c, normalisedSum(mass.slice(from), c.nContext), share(ratio, c.nContext), window);
       return { checkLayers: [], measureAt: () => null, select: (l, prev) => (l === 0 ? set : prev) };
     },
   };

@@ -52,6 +52,8 @@ function policyFlags(values: Values): Omit<PolicyOptions, 'ratio'> {
   if (window !== undefined) o.window = window;
   const layers = num(values, 'attention-layers', 'qa');
   if (layers !== undefined) o.attentionLayers = layers;
+  const from = num(values, 'attention-from', 'qa');
+  if (from !== undefined) o.attentionFrom = from;
   return o;
 }
 
@@ -76,7 +78,8 @@ export const qaCommand: Command = {
     'check-layer': { type: 'string', value: 'L', help: 'cacheblend-family methods: the check layer (default 1)' },
     deviation: { type: 'string', value: 'k|v|kv', help: 'cacheblend-family methods: what the deviation compares (cacheblend default kv)' },
     window: { type: 'string', value: 'W', help: 'cacheblend-window: tokens from each seed onwards (default 8); query-attention: backwards (default 6)' },
-    'attention-layers': { type: 'string', value: 'L', help: 'query-attention: the first L layers whose query attention ranks the tokens (default 4)' },
+    'attention-layers': { type: 'string', value: 'L', help: 'query-attention: the query pre-pass runs layers 0..L-1 (default 4)' },
+    'attention-from': { type: 'string', value: 'F', help: 'query-attention: rank by the mass of layers F..L-1 (default 0)' },
     'first-ratio': { type: 'string', value: 'R', help: 'cacheblend: the share kept at the check layer, in [r, 2r] (default 4r/3)' },
     json: { type: 'boolean', help: 'print JSON' },
   },
