@@ -23,6 +23,7 @@ import { checkChunk, type ChunkKV } from './chunk.js';
 import { rowDeviation, snapshotRows } from './deviation.js';
 import { checkRatio, makePolicy, type DeviationKind, type PolicyContext, type PolicyOptions, type PolicyName,
   type SelectionPolicy } from './policies.js';
+import { queryAttentionMass } from './query-attention.js';
 import { rotateCacheRows, rotationInputs } from './reposition.js';
 import { SelectiveRecompute, type SelectiveOutcome } from './selective.js';
 
@@ -146,9 +147,15 @@ export function fuse(model: Model, req: FuseRequest): FuseResult {
   try {
     const ctx = policyContext(model, lay);
     if (policy.needsReference) ctx.trueDeviation = trueDeviation(model, cache, lay);
-    return runSelective(model, cache, lay, query, policy, ctx, req, (run) => {
+    const qaLayers = policy.queryAttentionLayers;
+    if (qaLayers !== undefined) ctx.queryAttention = queryAttentionMass(model, cache, lay.prefixLength, lay.contextLength, query, qaLayers);
+    const r = runSelective(model, cache, lay, query, policy, ctx, req, (run) => {
       for (let l = 0; l < model.config.nLayers; l++) run.step(l);
     });
+    // The query-attention pre-pass ran Q rows through qaLayers layers: counted as that many token-layers.
+    if (qaLayers !== undefined && lay.contextLength > 0)
+      r.computeFraction += (query.length * qaLayers) / (lay.contextLength * model.config.nLayers);
+    return r;
   } catch (e) {
     cache.dispose();
     throw e;

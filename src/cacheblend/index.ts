@@ -4,6 +4,7 @@ export { buildReusedCache, fuse, fusedLayout, trueDeviation, type FuseRequest, t
 export { attentionDeviation, meanKL, neighbourSpearman, reuseDeviation, spearman, type ReuseDeviation } from './instrument.js';
 export { POLICY_NAMES, checkRatio, gradualSchedule, makePolicy, topK, type DeviationKind, type PolicyContext,
   type PolicyName, type PolicyOptions, type SelectionPlan, type SelectionPolicy } from './policies.js';
+export { queryAttentionMass } from './query-attention.js';
 export { precomputeChunk, precomputeChunks } from './precompute.js';
 export { repositionChunk, rotateSpanK } from './reposition.js';
 export { blendEval, DEFAULT_RATIOS, FIXED_METHODS, RATIO_METHODS, type BlendContext, type BlendEvalRow, type BlendEvalOptions } from './eval.js';

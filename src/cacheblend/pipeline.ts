@@ -48,6 +48,8 @@ export async function fusePipelined(model: Model, req: PipelinedFuseRequest): Pr
   const policy = resolvePolicy(req);
   if (policy.needsReference)
     throw new ArgumentError(`policy ${policy.name} needs the full prefill's KV before the first layer runs; use fuse() with the chunk KV in memory`);
+  if (policy.queryAttentionLayers !== undefined)
+    throw new ArgumentError(`policy ${policy.name} needs every chunk's KV for its query pre-pass before the first layer runs; use fuse() with the chunk KV in memory`);
   const prefetch = req.prefetch ?? DEFAULT_PREFETCH;
   if (!Number.isInteger(prefetch) || prefetch < 1) throw new ArgumentError(`prefetch must be a positive integer, got ${prefetch}`);
   req.chunks.forEach((c, i) => checkStreamed(model, c, i));

@@ -35,6 +35,16 @@
  *   layer. One set for all layers (per-layer sets would need hidden states the method does not
  *   have), ranked by the sum over layers of each layer's deviation divided by that layer's mean, so
  *   every layer weighs alike. A research upper bound: it needs the full prefill it avoids.
+ * - `query-attention`: the question is known when the request arrives, so rank the context tokens by
+ *   how much the question attends to them: the fusor runs the query rows alone through the first
+ *   `attentionLayers` layers on the full-reuse cache and reports each context token's attention mass
+ *   per layer (query-attention.ts); the tokens rank by the sum over those layers of mass / that
+ *   layer's mean mass, and each, best first, brings itself and up to `window - 1` tokens before it in
+ *   its chunk until r N tokens are taken; that one set is recomputed on every layer (as `oracle`).
+ *   Why backwards: in "Her favourite colour is ivory." the question about a named person reads
+ *   "ivory", but what makes the chunk's KV wrong is the pronoun before it, whose referent sits in
+ *   another chunk; HKVD on layer 1 cannot see this (the copied token deviates only on layers 5-6).
+ *   Costs Q x attentionLayers query token-layers before the recompute (counted in the compute fraction).
  *
  * Deviation of a token on a layer = sum over kv heads and head_dim of (fresh - reused)^2, of K, V,
  * or of both added ('kv').
@@ -45,10 +55,10 @@ import { ArgumentError } from '../runtime/errors.js';
 export type DeviationKind = 'k' | 'v' | 'kv';
 
 export type PolicyName = 'full-recompute' | 'full-reuse' | 'prefix-caching' | 'cacheblend' | 'cacheblend-released'
-  | 'lmcache-v1' | 'cacheblend-window' | 'epic' | 'random' | 'oracle';
+  | 'lmcache-v1' | 'cacheblend-window' | 'epic' | 'random' | 'oracle' | 'query-attention';
 
 export const POLICY_NAMES: readonly PolicyName[] = ['full-recompute', 'full-reuse', 'prefix-caching', 'cacheblend',
-  'cacheblend-released', 'lmcache-v1', 'cacheblend-window', 'epic', 'random', 'oracle'];
+  'cacheblend-released', 'lmcache-v1', 'cacheblend-window', 'epic', 'random', 'oracle', 'query-attention'];
 
 /** What a policy knows about the request when it plans. */
 export interface PolicyContext {
@@ -60,6 +70,11 @@ export interface PolicyContext {
   chunkLengths: readonly number[];
   /** Only for policies with `needsReference`: per layer, each context token's true deviation. */
   trueDeviation?: readonly Float64Array[];
+  /**
+   * Only for policies with `queryAttentionLayers`: per layer 0..queryAttentionLayers-1, each context
+   * token's attention mass from the query rows run alone on the full-reuse cache (query-attention.ts).
+   */
+  queryAttention?: readonly Float64Array[];
 }
 
 export interface SelectionPlan {
@@ -86,6 +101,8 @@ export interface SelectionPolicy {
   readonly name: string;
   /** The fusor must supply `trueDeviation` (computes a full prefill). */
   readonly needsReference: boolean;
+  /** When set: the fusor must supply `queryAttention` on this many first layers (a pre-pass over the query rows). */
+  readonly queryAttentionLayers?: number;
   plan(ctx: PolicyContext): SelectionPlan;
 }
 
@@ -104,8 +121,15 @@ export interface PolicyOptions {
   firstRatio?: number;
   /** random: seed (default 0). */
   seed?: number;
-  /** cacheblend-window: tokens taken from each high-deviation token onwards, within its chunk (default 8). */
+  /**
+   * cacheblend-window: tokens taken from each high-deviation token onwards, within its chunk (default 8);
+   * query-attention: tokens taken from each high-mass token backwards, within its chunk (default 6).
+   */
   window?: number;
+  /** query-attention: the pre-pass runs the query through layers 0..attentionLayers-1 (default 4). */
+  attentionLayers?: number;
+  /** query-attention: the first of those layers whose mass ranks the tokens (default 0: all of them). */
+  attentionFrom?: number;
 }
 
 /** A policy by name. */
@@ -125,6 +149,7 @@ export function makePolicy(name: PolicyName, o: PolicyOptions = {}): SelectionPo
     case 'epic': return fixedSet(name, (c) => epicSet(c, ratio));
     case 'random': return fixedSet(name, (c) => randomSet(c.nContext, share(ratio, c.nContext), o.seed ?? 0));
     case 'oracle': return fixedSet(name, (c) => oracleSet(c, ratio), true);
+    case 'query-attention': return queryAttention(name, ratio, o.attentionLayers ?? 4, o.attentionFrom ?? 0, o.window ?? 6);
     default: throw new ArgumentError(`unknown policy ${JSON.stringify(name)}; expected one of ${POLICY_NAMES.join(', ')}`);
   }
 }
@@ -299,4 +324,55 @@ function oracleSet(c: PolicyContext, ratio: number): Int32Array {
     if (mean > 0) for (let i = 0; i < c.nContext; i++) score[i]! += d[i]! / mean;
   }
   return topK(all(c.nContext), score, share(ratio, c.nContext));
+}
+
+/** See the header: top question-attention tokens, each grown backwards within its chunk; one set on every layer. */
+function queryAttention(name: string, ratio: number, layers: number, from: number, window: number): SelectionPolicy {
+  if (!Number.isInteger(window) || window < 1) throw new ArgumentError(`${name}: window must be a positive integer, got ${window}`);
+  if (!Number.isInteger(layers) || layers < 1) throw new ArgumentError(`${name}: attentionLayers must be a positive integer, got ${layers}`);
+  if (!Number.isInteger(from) || from < 0 || from >= layers) throw new ArgumentError(`${name}: attentionFrom must be an integer in [0, ${layers}), got ${from}`);
+  return {
+    name,
+    needsReference: false,
+    queryAttentionLayers: layers,
+    plan(c) {
+      if (layers > c.nLayers) throw new ArgumentError(`${name}: attentionLayers ${layers} exceeds the model's ${c.nLayers} layers`);
+      const mass = c.queryAttention;
+      if (!mass || mass.length !== layers || mass.some((m) => m.length !== c.nContext))
+        throw new ArgumentError(`${name}: the fusor supplied no query attention mass for ${layers} layers`);
+      const set = grownBackwards(c, normalisedSum(mass.slice(from), c.nContext), share(ratio, c.nContext), window);
+      return { checkLayers: [], measureAt: () => null, select: (l, prev) => (l === 0 ? set : prev) };
+    },
+  };
+}
+
+/** Per token: the sum over the arrays of value / that array's mean (an array of zeros adds nothing). */
+function normalisedSum(arrays: readonly Float64Array[], n: number): Float64Array {
+  const score = new Float64Array(n);
+  for (const d of arrays) {
+    let mean = 0;
+    for (const v of d) mean += v;
+    mean /= Math.max(1, d.length);
+    if (mean > 0) for (let i = 0; i < n; i++) score[i]! += d[i]! / mean;
+  }
+  return score;
+}
+
+/**
+ * k tokens: by score, best first (ties: lower index), each seed with up to `window - 1` tokens
+ * before it in its chunk (nearest first), skipping tokens already taken, until k are taken.
+ */
+export function grownBackwards(c: Pick<PolicyContext, 'nContext' | 'chunkStarts' | 'chunkLengths'>, score: Float64Array, k: number,
+  window: number): Int32Array {
+  const chunkStart = new Int32Array(c.nContext);
+  c.chunkStarts.forEach((s, i) => chunkStart.fill(s, s, s + c.chunkLengths[i]!));
+  const taken = new Uint8Array(c.nContext);
+  let count = 0;
+  const order = Array.from({ length: c.nContext }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
+  for (const seed of order) {
+    if (count >= k) break;
+    for (let t = seed; t >= Math.max(chunkStart[seed]!, seed - window + 1) && count < k; t--)
+      if (!taken[t]) { taken[t] = 1; count++; }
+  }
+  return Int32Array.from(Array.from(taken.keys()).filter((t) => taken[t]));
 }

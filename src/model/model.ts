@@ -214,6 +214,35 @@ export class Model {
     this.runLayer(l, x, batch, cache, true);
   }
 
+  /**
+   * Layer l's attention queries of the batch's rows of `x` [n, dim] (not changed), as the layer
+   * computes them before attending: q = RoPE(RMSNorm(x) W_q^T (+ b_q)) at the batch's positions, a
+   * new tensor [n, nHeads, headDim] in the model dtype that the caller owns. With the cache's K/V
+   * of the same layer, ops.attention on these q gives the layer's attention output (before W_o).
+   * CacheBlend's query-attention policy uses it to score context tokens by the question's attention.
+   */
+  queryVectors(l: number, x: Tensor, batch: TokenBatch): Tensor {
+    const c = this.config;
+    if (!(l >= 0 && l < c.nLayers)) throw new ArgumentError(`layer ${l} does not exist (the model has ${c.nLayers})`);
+    const n = batch.n;
+    if (x.numel !== n * c.dim) throw new ShapeError(`queryVectors input ${x.describe()} is not [${n}, ${c.dim}]`);
+    if (x.dtype !== this.dtype || !x.device.equals(this.device)) throw new DTypeError(`queryVectors input ${x.describe()} must be ${this.dtype} on ${this.device}`);
+    const w = this.layers[l]!;
+    const h = Tensor.empty([n, c.dim], { dtype: this.dtype, device: this.device });
+    const q = Tensor.empty([n, c.nHeads, c.headDim], { dtype: this.dtype, device: this.device });
+    try {
+      ops.rmsnorm(x, w.attnNorm, h, c.normEps);
+      ops.matmul(h, w.wq, w.bq, q);
+      ops.rope(q, batch.positionsTensor, this.invFreq, c.nHeads);
+      return q;
+    } catch (e) {
+      q.dispose();
+      throw e;
+    } finally {
+      h.dispose();
+    }
+  }
+
   private runLayer(l: number, x: Tensor, batch: TokenBatch, cache: KVCache, kvOnly: boolean): void {
     const c = this.config;
     if (!(l >= 0 && l < c.nLayers)) throw new ArgumentError(`layer ${l} does not exist (the model has ${c.nLayers})`);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { POLICY_NAMES, type DeviationKind, type PolicyName } from '../../cacheblend/policies.js';
+import { POLICY_NAMES, type DeviationKind, type PolicyName, type PolicyOptions } from '../../cacheblend/policies.js';
 import { QA_KINDS, readQaSet, type QaRecord } from '../../eval/qa/dataset.js';
 import { QA_FIXED_METHODS, QA_RATIO_METHODS, QA_RATIOS, qaEval, type QaEvalRow } from '../../eval/qa/eval.js';
 import { loadModel } from '../../model/load.js';
@@ -37,8 +37,8 @@ function table(rows: QaEvalRow[]): string[] {
 }
 
 /** The cacheblend-family knobs from the flags (the policies check their ranges). */
-function policyFlags(values: Values): { checkLayer?: number; deviation?: DeviationKind; firstRatio?: number } {
-  const o: { checkLayer?: number; deviation?: DeviationKind; firstRatio?: number } = {};
+function policyFlags(values: Values): Omit<PolicyOptions, 'ratio'> {
+  const o: Omit<PolicyOptions, 'ratio'> = {};
   const check = num(values, 'check-layer', 'qa');
   if (check !== undefined) o.checkLayer = check;
   const dev = str(values, 'deviation');
@@ -48,6 +48,12 @@ function policyFlags(values: Values): { checkLayer?: number; deviation?: Deviati
   }
   const first = num(values, 'first-ratio', 'qa');
   if (first !== undefined) o.firstRatio = first;
+  const window = num(values, 'window', 'qa');
+  if (window !== undefined) o.window = window;
+  const layers = num(values, 'attention-layers', 'qa');
+  if (layers !== undefined) o.attentionLayers = layers;
+  const from = num(values, 'attention-from', 'qa');
+  if (from !== undefined) o.attentionFrom = from;
   return o;
 }
 
@@ -71,6 +77,9 @@ export const qaCommand: Command = {
     kinds: { type: 'string', value: 'K[,K...]', help: `question kinds (default: ${QA_KINDS.join(',')})` },
     'check-layer': { type: 'string', value: 'L', help: 'cacheblend-family methods: the check layer (default 1)' },
     deviation: { type: 'string', value: 'k|v|kv', help: 'cacheblend-family methods: what the deviation compares (cacheblend default kv)' },
+    window: { type: 'string', value: 'W', help: 'cacheblend-window: tokens from each seed onwards (default 8); query-attention: backwards (default 6)' },
+    'attention-layers': { type: 'string', value: 'L', help: 'query-attention: the query pre-pass runs layers 0..L-1 (default 4)' },
+    'attention-from': { type: 'string', value: 'F', help: 'query-attention: rank by the mass of layers F..L-1 (default 0)' },
     'first-ratio': { type: 'string', value: 'R', help: 'cacheblend: the share kept at the check layer, in [r, 2r] (default 4r/3)' },
     json: { type: 'boolean', help: 'print JSON' },
   },
