@@ -147,8 +147,9 @@ export function fuse(model: Model, req: FuseRequest): FuseResult {
   try {
     const ctx = policyContext(model, lay);
     if (policy.needsReference) ctx.trueDeviation = trueDeviation(model, cache, lay);
-    const qaLayers = policy.queryAttentionLayers;
-    if (qaLayers !== undefined) ctx.queryAttention = queryAttentionMass(model, cache, lay.prefixLength, lay.contextLength, query, qaLayers);
+    const [qaFrom, qaLayers] = policy.queryAttentionLayers ?? [0, undefined];
+    if (qaLayers !== undefined)
+      ctx.queryAttention = queryAttentionMass(model, cache, lay.prefixLength, lay.contextLength, query, qaLayers, qaFrom);
     const r = runSelective(model, cache, lay, query, policy, ctx, req, (run) => {
       for (let l = 0; l < model.config.nLayers; l++) run.step(l);
     });

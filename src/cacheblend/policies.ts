@@ -71,7 +71,7 @@ export interface PolicyContext {
   /** Only for policies with `needsReference`: per layer, each context token's true deviation. */
   trueDeviation?: readonly Float64Array[];
   /**
-   * Only for policies with `queryAttentionLayers`: per layer 0..queryAttentionLayers-1, each context
+   * Only for policies with `queryAttentionLayers` [from, to): per layer from..to-1, each context
    * token's attention mass from the query rows run alone on the full-reuse cache (query-attention.ts).
    */
   queryAttention?: readonly Float64Array[];
@@ -101,8 +101,11 @@ export interface SelectionPolicy {
   readonly name: string;
   /** The fusor must supply `trueDeviation` (computes a full prefill). */
   readonly needsReference: boolean;
-  /** When set: the fusor must supply `queryAttention` on this many first layers (a pre-pass over the query rows). */
-  readonly queryAttentionLayers?: number;
+  /**
+   * When set, [from, to): the fusor runs the query rows alone through layers 0..to-1 and supplies
+   * `queryAttention` for layers from..to-1.
+   */
+  readonly queryAttentionLayers?: readonly [number, number];
   plan(ctx: PolicyContext): SelectionPlan;
 }
 
@@ -334,13 +337,13 @@ function queryAttention(name: string, ratio: number, layers: number, from: numbe
   return {
     name,
     needsReference: false,
-    queryAttentionLayers: layers,
+    queryAttentionLayers: [from, layers],
     plan(c) {
       if (layers > c.nLayers) throw new ArgumentError(`${name}: attentionLayers ${layers} exceeds the model's ${c.nLayers} layers`);
       const mass = c.queryAttention;
-      if (!mass || mass.length !== layers || mass.some((m) => m.length !== c.nContext))
-        throw new ArgumentError(`${name}: the fusor supplied no query attention mass for ${layers} layers`);
-      const set = grownBackwards(c, normalisedSum(mass.slice(from), c.nContext), share(ratio, c.nContext), window);
+      if (!mass || mass.length !== layers - from || mass.some((m) => m.length !== c.nContext))
+        throw new ArgumentError(`${name}: the fusor supplied no query attention mass for layers ${from}..${layers - 1}`);
+      const set = grownBackwards(c, normalisedSum(mass, c.nContext), share(ratio, c.nContext), window);
       return { checkLayers: [], measureAt: () => null, select: (l, prev) => (l === 0 ? set : prev) };
     },
   };

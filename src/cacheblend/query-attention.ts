@@ -23,14 +23,17 @@ import type { Model } from '../model/model.js';
 import { ArgumentError } from '../runtime/errors.js';
 
 /**
- * Per layer 0..layers-1: each context token's attention mass from the query (Float64Array [N]).
- * `cache` holds the prefix's P slots then the N context slots at positions P..P+N-1, with room for
+ * Per layer from..layers-1: each context token's attention mass from the query (Float64Array [N]);
+ * layers before `from` only carry the query rows forward (no scores). `cache` holds the prefix's P slots then the N context slots at positions P..P+N-1, with room for
  * Q more; it is left with the same P + N slots (the query's K/V it wrote beyond them are forgotten).
  */
-export function queryAttentionMass(model: Model, cache: KVCache, P: number, N: number, query: Int32Array, layers: number): Float64Array[] {
+export function queryAttentionMass(model: Model, cache: KVCache, P: number, N: number, query: Int32Array, layers: number,
+  from = 0): Float64Array[] {
   const c = model.config;
   if (!Number.isInteger(layers) || layers < 1 || layers > c.nLayers)
     throw new ArgumentError(`query attention: layers must be an integer in [1, ${c.nLayers}], got ${layers}`);
+  if (!Number.isInteger(from) || from < 0 || from >= layers)
+    throw new ArgumentError(`query attention: from must be an integer in [0, ${layers}), got ${from}`);
   if (cache.length !== P + N) throw new ArgumentError(`query attention: the cache holds ${cache.length} slots, expected prefix + context = ${P + N}`);
   const Q = query.length;
   const positions = Int32Array.from({ length: Q }, (_, i) => P + N + i);
@@ -41,6 +44,10 @@ export function queryAttentionMass(model: Model, cache: KVCache, P: number, N: n
   const out: Float64Array[] = [];
   try {
     for (let l = 0; l < layers; l++) {
+      if (l < from) {
+        model.layer(l, x, batch, cache);
+        continue;
+      }
       const qT = model.queryVectors(l, x, batch);
       let q: Float32Array;
       try {
