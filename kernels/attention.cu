@@ -1036,9 +1036,10 @@ cudaError_t make_plan(const AttentionArgs& a, Plan* plan) {
     per_sm = 4;
   } else if (wg) {
     pl.path = Path::Wgmma;
-    pl.blocks = static_cast<unsigned>((a.nq + 127) / 128 * a.hq);
-    pl.smem = WgShape<kWgHeadDim>::smem;
-    tile_keys = 128;
+    using W = WgShape<kWgHeadDim>;
+    pl.blocks = static_cast<unsigned>((a.nq + W::BM - 1) / W::BM * a.hq);
+    pl.smem = W::smem;
+    tile_keys = W::BN;
     min_tiles = 2;
   } else if (tc) {
     pl.path = Path::TensorCore;
