@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fuse, fusePipelined, precomputeChunks, queryAttentionMass } from '../src/cacheblend/index.js';
-import { grownBackwards } from '../src/cacheblend/policies.js';
+import { defaultQueryLayers, grownBackwards } from '../src/cacheblend/policies.js';
 import type { ModelConfig } from '../src/model/config.js';
 import { loadLlama2c } from '../src/model/llama2c.js';
 import { Model } from '../src/model/model.js';
@@ -204,6 +204,17 @@ test('grownBackwards: best seeds first, each with up to window - 1 tokens before
   assert.equal(Array.from(grownBackwards(c, score, 4, 1)), [5, 8, 9, 0].sort((a, b) => a - b));
 });
 
+test('defaultQueryLayers: the late layers, stopping before the last; explicit values kept', () => {
+  assert.equal(defaultQueryLayers(8), [5, 7]);
+  assert.equal(defaultQueryLayers(16), [11, 15]);
+  assert.equal(defaultQueryLayers(32), [22, 31]);
+  assert.equal(defaultQueryLayers(2), [0, 1]);
+  assert.equal(defaultQueryLayers(1), [0, 1]);
+  assert.equal(defaultQueryLayers(8, 4), [3, 4]);
+  assert.equal(defaultQueryLayers(8, undefined, 2), [2, 7]);
+  assert.equal(defaultQueryLayers(8, 6, 1), [1, 6]);
+});
+
 test('query-attention under the fusor: one set on every layer, k = r N, pre-pass counted, ratio 1 = full prefill', async () => {
   const w = cases[1]![1];
   const m = Model.fromWeights(w);
@@ -230,6 +241,14 @@ test('query-attention under the fusor: one set on every layer, k = r N, pre-pass
   assert.throws(() => fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', attentionLayers: L + 1 }), (err: unknown) => err instanceof ArgumentError);
   assert.throws(() => fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', window: 0 }), (err: unknown) => err instanceof ArgumentError);
   assert.throws(() => fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', attentionLayers: 3, attentionFrom: 3 }), (err: unknown) => err instanceof ArgumentError);
+  // Defaults: rank by layers floor(0.7 L)..L-2; the pre-pass runs L-1 layers (counted as such).
+  const [dFrom, dTo] = defaultQueryLayers(L);
+  const byDefault = fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', ratio: 0.15 });
+  const explicit = fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', ratio: 0.15, attentionLayers: dTo, attentionFrom: dFrom, window: 1 });
+  assert.equal(Array.from(byDefault.selected[0]!), Array.from(explicit.selected[0]!));
+  assert.ok(Math.abs(byDefault.computeFraction - (k / N + (9 * dTo) / (N * L))) < 1e-12, `default compute fraction ${byDefault.computeFraction}`);
+  byDefault.cache.dispose();
+  explicit.cache.dispose();
   // Ranking by the last of the pre-pass's layers only: still one set of k on every layer.
   const late = fuse(m, { prefix: BOS, chunks, query, policy: 'query-attention', ratio: 0.15, attentionLayers: L, attentionFrom: L - 1, window: 1 });
   assert.is(late.selected[L - 1]!.length, k);

@@ -147,7 +147,7 @@ export function fuse(model: Model, req: FuseRequest): FuseResult {
   try {
     const ctx = policyContext(model, lay);
     if (policy.needsReference) ctx.trueDeviation = trueDeviation(model, cache, lay);
-    const [qaFrom, qaLayers] = policy.queryAttentionLayers ?? [0, undefined];
+    const [qaFrom, qaLayers] = policy.queryAttentionLayers?.(model.config.nLayers) ?? [0, undefined];
     if (qaLayers !== undefined)
       ctx.queryAttention = queryAttentionMass(model, cache, lay.prefixLength, lay.contextLength, query, qaLayers, qaFrom);
     const r = runSelective(model, cache, lay, query, policy, ctx, req, (run) => {

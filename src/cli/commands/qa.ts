@@ -65,7 +65,7 @@ export const qaCommand: Command = {
     'each chunk is prefilled on its own after the prompt prefix, each method fuses the chunks with the\n' +
     'question and the answer is decoded greedily from the fused KV. Rows: method, requested ratio, the\n' +
     'recompute ratio r and compute fraction (DESIGN.md), EM/F1 per kind. JSON: {"rows": [...]}.\n' +
-    'Cost on a 2-core CPU: about 0.2 s per question and method (all 27 rows on all 300 questions: ~30 min).',
+    'Cost on a 2-core CPU: about 0.2 s per question and method (all 39 rows on all 300 questions: ~40 min).',
   options: {
     model: { type: 'string', value: 'NAME|PATH', help: 'model', default: DEFAULT_QA_MODEL },
     models: { type: 'string', value: 'DIR', help: 'a folder to search for models first' },
@@ -77,9 +77,9 @@ export const qaCommand: Command = {
     kinds: { type: 'string', value: 'K[,K...]', help: `question kinds (default: ${QA_KINDS.join(',')})` },
     'check-layer': { type: 'string', value: 'L', help: 'cacheblend-family methods: the check layer (default 1)' },
     deviation: { type: 'string', value: 'k|v|kv', help: 'cacheblend-family methods: what the deviation compares (cacheblend default kv)' },
-    window: { type: 'string', value: 'W', help: 'cacheblend-window: tokens from each seed onwards (default 8); query-attention: backwards (default 6)' },
-    'attention-layers': { type: 'string', value: 'L', help: 'query-attention: the query pre-pass runs layers 0..L-1 (default 4)' },
-    'attention-from': { type: 'string', value: 'F', help: 'query-attention: rank by the mass of layers F..L-1 (default 0)' },
+    window: { type: 'string', value: 'W', help: 'cacheblend-window: tokens from each seed onwards (default 8); query-attention: backwards (default 1)' },
+    'attention-layers': { type: 'string', value: 'L', help: 'query-attention: the query pre-pass runs layers 0..L-1 (default: all but the last)' },
+    'attention-from': { type: 'string', value: 'F', help: 'query-attention: rank by the mass of layers F..L-1 (default floor(0.7 x the model\'s layers))' },
     'first-ratio': { type: 'string', value: 'R', help: 'cacheblend: the share kept at the check layer, in [r, 2r] (default 4r/3)' },
     json: { type: 'boolean', help: 'print JSON' },
   },

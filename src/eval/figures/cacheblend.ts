@@ -253,8 +253,12 @@ export function qaF1VsRatio(rows: Rows<QaRow>, p: Provenance): Figure {
   if (isMissing(rows)) return missingFigure(h, rows.missing);
   const all = rows.filter((r) => r.kind === 'all');
   const f1 = (m: string, r: number | null) => all.find((x) => x.method === m && (r === null || x.requestedRatio === r))?.f1;
+  const back = rows.filter((r) => r.kind === 'back-reference');
+  const f1Back = (m: string, r: number | null) => back.find((x) => x.method === m && (r === null || x.requestedRatio === r))?.f1;
   const measured = `all kinds: cacheblend 15% F1 ${fmt(f1('cacheblend', 0.15))}, full recompute ${fmt(f1('full-recompute', null))}, ` +
-    `full reuse ${fmt(f1('full-reuse', null))}, epic 15% ${fmt(f1('epic', 0.15))}.`;
+    `full reuse ${fmt(f1('full-reuse', null))}, epic 15% ${fmt(f1('epic', 0.15))}, query-attention 15% ${fmt(f1('query-attention', 0.15))}; ` +
+    `back-reference: cacheblend 15% ${fmt(f1Back('cacheblend', 0.15))}, query-attention 15% ${fmt(f1Back('query-attention', 0.15))}, ` +
+    `full recompute ${fmt(f1Back('full-recompute', null))}.`;
   return makeFigure(h, measured, {
     data: { values: rows },
     facet: { column: { field: 'kind', type: 'nominal', title: 'question kind' } },

@@ -20,7 +20,7 @@ import { promptLength, promptText, tokenizePrompt } from './prompt.js';
 
 export const QA_RATIOS = [0.05, 0.1, 0.15, 0.2, 0.3, 0.5];
 export const QA_FIXED_METHODS: readonly PolicyName[] = ['full-recompute', 'full-reuse', 'prefix-caching'];
-export const QA_RATIO_METHODS: readonly PolicyName[] = ['cacheblend', 'cacheblend-window', 'epic', 'random', 'oracle'];
+export const QA_RATIO_METHODS: readonly PolicyName[] = ['cacheblend', 'cacheblend-window', 'epic', 'random', 'oracle', 'query-attention'];
 
 export interface QaEvalRow {
   method: string;

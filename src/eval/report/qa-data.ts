@@ -23,7 +23,7 @@ export interface QaFigureData {
 
 const TTFT_METHODS: readonly [string, PolicyName, number | null][] = [
   ['full-recompute', 'full-recompute', null], ['prefix-caching', 'prefix-caching', null], ['full-reuse', 'full-reuse', null],
-  ['cacheblend 15%', 'cacheblend', 0.15], ['epic 15%', 'epic', 0.15],
+  ['cacheblend 15%', 'cacheblend', 0.15], ['epic 15%', 'epic', 0.15], ['query-attention 15%', 'query-attention', 0.15],
 ];
 
 export interface QaDataOptions {
