@@ -100,7 +100,10 @@ test('blend bench on the CPU: TTFT rows for every method against full recompute 
   const j = JSON.parse(out.join(''));
   assert.is(j.bench, 'blend');
   const methods = j.rows.map((r: { case: { method: string } }) => r.case.method);
-  assert.equal(methods, ['full-recompute', 'full-reuse', 'epic', 'epic', 'cacheblend', 'cacheblend', 'cacheblend', 'cacheblend']);
+  assert.equal(methods, ['full-recompute', 'full-reuse', 'epic', 'epic', 'cacheblend', 'cacheblend', 'cacheblend', 'cacheblend', 'query-attention']);
+  // query-attention's pre-pass (the query through layers 0..L-2) is in its compute fraction.
+  const qa = j.rows.at(-1);
+  assert.ok(qa.case.computeFraction > qa.case.ratio, JSON.stringify(qa.case));
   for (const r of j.rows.slice(1)) assert.ok(r.ratioToBaseline > 0 && r.baseline === 'full-recompute');
   // The second epic row runs at cacheblend-15%'s compute fraction (the equal-compute comparison).
   const cb15 = j.rows.find((r: { case: { method: string; ratio: number } }) => r.case.method === 'cacheblend' && r.case.ratio === 0.15);

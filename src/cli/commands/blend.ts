@@ -6,7 +6,7 @@ import { fuse } from '../../cacheblend/fusor.js';
 import { hostLayerSource } from '../../cacheblend/layer-source.js';
 import { fusePipelined } from '../../cacheblend/pipeline.js';
 import { DEFAULT_PREFETCH } from '../../cacheblend/prefetch.js';
-import type { PolicyName } from '../../cacheblend/policies.js';
+import { makePolicy, type PolicyName } from '../../cacheblend/policies.js';
 import { precomputeChunk, precomputeChunks } from '../../cacheblend/precompute.js';
 import { Model } from '../../model/model.js';
 import { PRESETS } from '../../model/presets.js';
@@ -76,7 +76,7 @@ async function blendBench(values: Record<string, unknown>, io: Parameters<Comman
     const cbFraction = probe.computeFraction;
     probe.cache.dispose();
     const methods: [PolicyName, number | undefined][] = [['full-reuse', undefined], ['epic', 0.15], ['epic', cbFraction],
-      ['cacheblend', 0.05], ['cacheblend', 0.1], ['cacheblend', 0.15], ['cacheblend', 0.2]];
+      ['cacheblend', 0.05], ['cacheblend', 0.1], ['cacheblend', 0.15], ['cacheblend', 0.2], ['query-attention', 0.15]];
     for (const [policy, ratio] of methods) {
       const opts = { prefix, prefixKV, query, policy, ...(ratio === undefined ? {} : { ratio }), logits: 'last' as const };
       let fraction = 0;
@@ -84,7 +84,9 @@ async function blendBench(values: Record<string, unknown>, io: Parameters<Comman
       const c = { method: policy, ratio: ratio ?? 0, computeFraction: fraction };
       row({ ...c, tier: device.isCuda ? 'gpu' : 'memory' }, g);
       if (!onHost) continue;
-      for (const prefetch of depths) {
+      // query-attention's pre-pass reads every chunk's KV before layer 0: no layer-by-layer pipeline, only the serial tier.
+      const pipelines = makePolicy(policy, ratio === undefined ? {} : { ratio }).queryAttentionLayers === undefined;
+      for (const prefetch of pipelines ? depths : []) {
         let waits: number[] = [];
         const p = await timeAsync(async () => {
           const r = await fusePipelined(model, { ...opts, prefetch, chunks: onHost.map((h) => ({ tokens: h.tokens, positions: h.positions,
@@ -117,7 +119,7 @@ export const blendCommand: Command = {
   summary: 'CacheBlend: `blend eval` (quality of every method at every ratio vs full prefill), `blend bench` (TTFT).',
   description: 'eval: contexts from a versioned dataset (default datasets/stories260k-blend/v1.json): chunks\n' +
     'prefilled on their own after the prefix, fused with each method, the continuation as the query.\n' +
-    'bench: TTFT of full recompute, full reuse, epic and cacheblend at 5-20% with the chunk KV on the device\n' +
+    'bench: TTFT of full recompute, full reuse, epic, cacheblend at 5-20% and query-attention at 15% with the chunk KV on the device\n' +
     'and in host memory (the CPU tier), benchmark JSON; defaults to a random Mistral-7B-shaped model on CUDA.',
   options: {
     model: { type: 'string', value: 'NAME|PATH|PRESET', help: 'model (eval: default stories260K; bench: default the mistral-7b preset)' },

@@ -78,7 +78,7 @@ export function benchBlend(points: Rows<BenchPoint>, p: Provenance): Figure {
   if (isMissing(points)) return missingFigure(h, points.missing);
   // The CPU tier at the pipelined fusor's default depth only (`--prefetch` sweeps add rows per depth)
   const rows = points.filter((q) => q.bench === 'blend' && q.metric === 'ttft' && (q.case.prefetch === undefined || q.case.prefetch === DEFAULT_PREFETCH)).map((q) => ({
-    method: q.case.method === 'cacheblend' || q.case.method === 'epic' ? `${q.case.method} ${Math.round(100 * Number(q.case.ratio))}%` : String(q.case.method),
+    method: q.case.method === 'cacheblend' || q.case.method === 'epic' || q.case.method === 'query-attention' ? `${q.case.method} ${Math.round(100 * Number(q.case.ratio))}%` : String(q.case.method),
     tier: String(q.case.tier), ms: q.value, ratioToBaseline: q.ratioToBaseline,
   }));
   if (rows.length === 0) return missingFigure(h, 'no `kvlab blend bench` JSON in results/ (GPU run pending)');
