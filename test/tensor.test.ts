@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DTYPES, Tensor, memoryStats, type DType } from '../src/index.js';
+import { DTYPES, Tensor, cpuThreads, memoryStats, ops, setCpuThreads, type DType } from '../src/index.js';
 import { bf16Bits, f16Bits, f16ToNumber, randomFloats, rng } from './support/reference.js';
 
 test('round trip of every dtype on the CPU, shape and byte length kept', () => {
@@ -102,6 +102,25 @@ test('every dtype pair casts on the CPU and the result has the target dtype and 
     s.dispose();
   }
   src.dispose();
+});
+
+test('setCpuThreads resizes the worker pool again and again after parallel work; results unchanged', () => {
+  const n = 100003;
+  const a = Tensor.fromTypedArray(randomFloats(n, 31)), b = Tensor.fromTypedArray(randomFloats(n, 32)), out = Tensor.empty([n]);
+  ops.add(a, b, out);
+  const want = out.toFloat32();
+  const threads = cpuThreads();
+  try {
+    // Resizing after a run used to start workers on the finished run's (null) task: a crash.
+    for (const t of [2, 2, 1, 3, 3]) {
+      assert.is(setCpuThreads(t), t);
+      ops.add(a, b, out);
+      assert.equal(out.toFloat32(), want, `${t} threads`);
+    }
+  } finally {
+    setCpuThreads(threads);
+  }
+  for (const t of [a, b, out]) t.dispose();
 });
 
 test('live bytes are counted per device and return to the start after dispose', () => {

@@ -22,7 +22,10 @@ class Pool {
     stop();
     if (n <= 0) n = std::max(1u, std::thread::hardware_concurrency());
     quit_ = false;
-    for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // New workers wait for the next run: a generation counted before they existed is no task of
+    // theirs (starting from 0, a pool resized after a run took the finished run's null task).
+    const unsigned long current = generation_;
+    for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this, i, current] { loop(i, current); });
   }
 
   // Runs task(i) for i in [0, size()) with the caller taking index size()-1.
@@ -47,8 +50,7 @@ class Pool {
   }
 
  private:
-  void loop(int idx) {
-    unsigned long seen = 0;
+  void loop(int idx, unsigned long seen) {
     for (;;) {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
