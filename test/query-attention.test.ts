@@ -1,9 +1,12 @@
-// CacheBlend's query-attention policy on the CPU: Model.queryVectors against a plain-JS reference
-// from the weights (random qwen2-style model with Q bias and GQA, odd sizes; stories260K); the
-// engine's layer output rebuilt from those queries (ops.attention on the cache, then W_o and the FFN
-// in JS); the pre-pass's attention mass against probabilities read out of ops.attention with
-// one-hot values; and the policy's plan under the fusor's rules (one set on every layer, ratio 1 =
-// full prefill, compute fraction with the pre-pass counted).
+// CacheBlend's query-attention policy on the CPU: ops.attentionMass (the C++ op the pre-pass scores
+// with) against a plain-JS double-precision reference (GQA and MHA, shuffled and never-visible key
+// positions, queries that see no key, f32 / f16 / bf16, the sum property, typed errors from the
+// TypeScript checks and from the native ones); Model.queryVectors against a plain-JS reference from
+// the weights (random qwen2-style model with Q bias and GQA, odd sizes; stories260K); the engine's
+// layer output rebuilt from those queries (ops.attention on the cache, then W_o and the FFN in JS);
+// the pre-pass's attention mass against probabilities read out of ops.attention with one-hot
+// values; and the policy's plan under the fusor's rules (one set on every layer, ratio 1 = full
+// prefill, compute fraction with the pre-pass counted).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fuse, fusePipelined, precomputeChunks, queryAttentionMass } from '../src/cacheblend/index.js';
@@ -13,7 +16,10 @@ import { loadLlama2c } from '../src/model/llama2c.js';
 import { Model } from '../src/model/model.js';
 import { ropeInvFreq } from '../src/model/rope.js';
 import { expectedTensorShapes, type ModelWeights } from '../src/model/weights.js';
-import { ArgumentError } from '../src/runtime/errors.js';
+import { addon } from '../src/runtime/addon.js';
+import type { DType } from '../src/runtime/dtype.js';
+import { ArgumentError, DTypeError, ShapeError, native } from '../src/runtime/errors.js';
+import { cpuThreads, setCpuThreads } from '../src/runtime/memory.js';
 import * as ops from '../src/runtime/ops.js';
 import { Tensor } from '../src/runtime/tensor.js';
 import { STORIES_BIN } from './support/models.js';
@@ -97,7 +103,153 @@ function queryJs(w: ModelWeights, l: number, x: Float32Array, pos: number[]): Fl
   return q;
 }
 
+/** attentionMass in f64: q [nq, H, d], k [nk, G, d]; out[j] = sum over (i, h) of softmax_j over kpos[j] <= qpos[i]. */
+function attentionMassJs(q: ArrayLike<number>, k: ArrayLike<number>, qpos: ArrayLike<number>, kpos: ArrayLike<number>, H: number,
+  G: number, d: number, scale: number): Float64Array {
+  const nq = qpos.length, nk = kpos.length, group = H / G;
+  const out = new Float64Array(nk), logit = new Float64Array(nk);
+  for (let i = 0; i < nq; i++)
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / group);
+      let max = -Infinity;
+      for (let j = 0; j < nk; j++) {
+        if (kpos[j]! > qpos[i]!) continue;
+        let dot = 0;
+        for (let e = 0; e < d; e++) dot += q[(i * H + h) * d + e]! * k[(j * G + g) * d + e]!;
+        logit[j] = dot * scale;
+        max = Math.max(max, logit[j]!);
+      }
+      if (max === -Infinity) continue;  // sees no key
+      let z = 0;
+      for (let j = 0; j < nk; j++) if (kpos[j]! <= qpos[i]!) z += Math.exp(logit[j]! - max);
+      for (let j = 0; j < nk; j++) if (kpos[j]! <= qpos[i]!) out[j]! += Math.exp(logit[j]! - max) / z;
+    }
+  return out;
+}
+
+function randomValues(n: number, seed: number, scale: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => (2 * r() - 1) * scale);
+}
+
+/** Key positions: a shuffle of 0..nk-1 with every 7th key moved beyond every query (never visible). */
+function massPositions(nq: number, nk: number, seed: number): { qpos: Int32Array; kpos: Int32Array } {
+  const r = rng(seed);
+  const kpos = Int32Array.from({ length: nk }, (_, j) => j);
+  for (let j = nk - 1; j > 0; j--) {
+    const t = Math.floor(r() * (j + 1));
+    [kpos[j], kpos[t]] = [kpos[t]!, kpos[j]!];
+  }
+  for (let j = 3; j < nk; j += 7) kpos[j] = nk + 10 + j;
+  // Query 0 sees no key (position -1); the others see a random share of the keys.
+  const qpos = Int32Array.from({ length: nq }, (_, i) => (i === 0 && nq > 1 ? -1 : Math.floor(r() * nk)));
+  return { qpos, kpos };
+}
+
 // ---- tests ----------------------------------------------------------------------------------------
+
+test('ops.attentionMass = the f64 reference (GQA, MHA, shuffled and never-visible keys, blind queries; f32, f16, bf16)', () => {
+  // [nq, nk, heads, kvHeads, headDim]
+  const shapes = [[5, 97, 8, 2, 16], [3, 61, 4, 4, 32], [1, 200, 6, 3, 12], [40, 333, 8, 2, 24], [7, 19, 2, 1, 5]] as const;
+  // On the values the op saw the only error is the f32 output (measured <= 6e-8); against the
+  // unrounded inputs, what 16-bit q and k cost (measured <= 2e-4 for f16, 1.2e-3 for bf16).
+  const ROUNDING: Record<string, number> = { f32: 1e-6, f16: 2e-3, bf16: 1e-2 };
+  let seed = 900;
+  for (const [nq, nk, H, G, d] of shapes) for (const dtype of ['f32', 'f16', 'bf16'] as DType[]) {
+    const { qpos, kpos } = massPositions(nq, nk, seed);
+    const qv = randomValues(nq * H * d, seed + 1, 1.5), kv = randomValues(nk * G * d, seed + 2, 1.5);
+    seed += 3;
+    const q = Tensor.fromTypedArray(qv, [nq, H, d], { dtype }), k = Tensor.fromTypedArray(kv, [nk, G, d], { dtype });
+    const qp = Tensor.fromTypedArray(qpos), kp = Tensor.fromTypedArray(kpos), out = Tensor.empty([nk]);
+    const shape = { heads: H, kvHeads: G, headDim: d, scale: 1 / Math.sqrt(d) };
+    ops.attentionMass(q, k, qp, kp, out, shape);
+    const got = out.toFloat32();
+    const name = `${dtype} nq=${nq} nk=${nk} ${H}/${G}x${d}`;
+    // The reference on the values the op saw (16-bit inputs read back exactly), then on the originals.
+    const want = attentionMassJs(q.toFloat32(), k.toFloat32(), qpos, kpos, H, G, d, shape.scale);
+    const e = relErr(got, want);
+    assert.ok(e <= 1e-6, `${name}: relative error ${e}`);
+    const er = relErr(got, attentionMassJs(qv, kv, qpos, kpos, H, G, d, shape.scale));
+    assert.ok(er <= ROUNDING[dtype]!, `${name}: relative error against the unrounded inputs ${er}`);
+    // Keys no query sees get exactly 0; every (query, head) that sees a key adds a total of 1.
+    const minK = Math.min(...kpos);
+    let pairs = 0;
+    for (const p of qpos) if (p >= minK) pairs += H;
+    for (let j = 0; j < nk; j++) if (kpos[j]! > Math.max(...qpos)) assert.is(got[j], 0, `${name}: never-visible key ${j}`);
+    const total = got.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(total - pairs) <= 1e-5 * pairs, `${name}: sum ${total}, expected ${pairs} (query, head) pairs`);
+    if (nq > 1) assert.ok(pairs < nq * H, `${name}: the case must have a query that sees no key`);
+    for (const t of [q, k, qp, kp, out]) t.dispose();
+  }
+});
+
+test('ops.attentionMass: the same bits with 1 and 2 threads and run to run; nq = 0 gives zeros, nk = 0 is a no-op', () => {
+  const [nq, nk, H, G, d] = [9, 501, 8, 2, 32];
+  const { qpos, kpos } = massPositions(nq, nk, 77);
+  const q = Tensor.fromTypedArray(randomValues(nq * H * d, 78, 2), [nq, H, d]), k = Tensor.fromTypedArray(randomValues(nk * G * d, 79, 2), [nk, G, d]);
+  const qp = Tensor.fromTypedArray(qpos), kp = Tensor.fromTypedArray(kpos);
+  const shape = { heads: H, kvHeads: G, headDim: d, scale: 0.2 };
+  const threads = cpuThreads();
+  const run = (n: number) => {
+    setCpuThreads(n);
+    const out = Tensor.empty([nk]);
+    ops.attentionMass(q, k, qp, kp, out, shape);
+    const r = out.toFloat32();
+    out.dispose();
+    return r;
+  };
+  try {
+    const a = run(1), b = run(2), c = run(2);
+    assert.equal(Array.from(b), Array.from(a), '1 vs 2 threads');
+    assert.equal(Array.from(c), Array.from(b), 'run to run');
+  } finally {
+    setCpuThreads(threads);
+  }
+  const none = Tensor.fromTypedArray(new Float32Array(nk).fill(7));
+  ops.attentionMass(Tensor.empty([0, H, d]), k, Tensor.empty([0], { dtype: 'i32' }), kp, none, shape);
+  assert.ok(none.toFloat32().every((v) => v === 0), 'no query: zeros');
+  ops.attentionMass(q, Tensor.empty([0, G, d]), qp, Tensor.empty([0], { dtype: 'i32' }), Tensor.empty([0]), shape);
+  for (const t of [q, k, qp, kp, none]) t.dispose();
+});
+
+test('ops.attentionMass: typed errors for shapes, dtypes, heads and scale, in TypeScript and in the native op', () => {
+  const q = Tensor.empty([3, 8, 16]), k = Tensor.empty([10, 2, 16]), qp = Tensor.empty([3], { dtype: 'i32' }), kp = Tensor.empty([10], { dtype: 'i32' });
+  const out = Tensor.empty([10]);
+  const shape = { heads: 8, kvHeads: 2, headDim: 16, scale: 0.25 };
+  const throws = (fn: () => void, cls: new (...a: never[]) => Error, what: string) =>
+    assert.throws(fn, (e: unknown) => e instanceof cls, what);
+  ops.attentionMass(q, k, qp, kp, out, shape);
+  throws(() => ops.attentionMass(q, k, qp, kp, out, { ...shape, kvHeads: 3 }), ArgumentError, 'heads not a multiple of kvHeads');
+  throws(() => ops.attentionMass(q, k, qp, kp, out, { ...shape, heads: 2.5 }), ArgumentError, 'fractional heads');
+  throws(() => ops.attentionMass(q, k, qp, kp, out, { ...shape, headDim: 0 }), ArgumentError, 'headDim 0');
+  for (const scale of [0, -1, NaN, Infinity]) throws(() => ops.attentionMass(q, k, qp, kp, out, { ...shape, scale }), ArgumentError, `scale ${scale}`);
+  throws(() => ops.attentionMass(q, Tensor.empty([10, 2, 16], { dtype: 'bf16' }), qp, kp, out, shape), DTypeError, 'q f32, k bf16');
+  throws(() => ops.attentionMass(Tensor.empty([3, 8, 16], { dtype: 'i32' }), Tensor.empty([10, 2, 16], { dtype: 'i32' }), qp, kp, out, shape), DTypeError, 'i32 q and k');
+  throws(() => ops.attentionMass(q, k, qp, kp, Tensor.empty([10], { dtype: 'f16' }), shape), DTypeError, 'out f16');
+  throws(() => ops.attentionMass(q, k, qp, Tensor.empty([10]), out, shape), DTypeError, 'kpos f32');
+  throws(() => ops.attentionMass(q, k, qp, kp, Tensor.empty([9]), shape), ShapeError, 'out [9]');
+  throws(() => ops.attentionMass(Tensor.empty([3, 8, 15]), k, qp, kp, out, shape), ShapeError, 'q not [nq, 8, 16]');
+  throws(() => ops.attentionMass(q, Tensor.empty([10, 3, 16]), qp, kp, out, shape), ShapeError, 'k not [nk, 2, 16]');
+  throws(() => ops.attentionMass(q, k, Tensor.empty([2], { dtype: 'i32' }), kp, out, shape), ShapeError, 'qpos [2]');
+  throws(() => ops.attentionMass(q, k, qp, Tensor.empty([11], { dtype: 'i32' }), out, shape), ShapeError, 'kpos [11]');
+  // The binding re-checks: called past the TypeScript checks, it throws typed errors (never aborts).
+  const raw = (o: Partial<{ nq: number; nk: number; hq: number; hkv: number; d: number; scale: number; dtype: number }>) => {
+    const a = { nq: 3, nk: 10, hq: 8, hkv: 2, d: 16, scale: 0.25, dtype: 0, ...o };
+    return () => native(() => addon().attentionMass(q.nativeHandle, k.nativeHandle, a.dtype, qp.nativeHandle, kp.nativeHandle,
+      out.nativeHandle, a.nq, a.nk, a.hq, a.hkv, a.d, a.scale, null));
+  };
+  raw({})();
+  throws(raw({ hkv: 3 }), ArgumentError, 'native: heads not a multiple of kv heads');
+  throws(raw({ hkv: 0 }), ArgumentError, 'native: kv heads 0');
+  throws(raw({ d: 0 }), ArgumentError, 'native: head dim 0');
+  throws(raw({ scale: 0 }), ArgumentError, 'native: scale 0');
+  throws(raw({ scale: 1e300 }), ArgumentError, 'native: scale beyond f32');
+  throws(raw({ dtype: 5 }), DTypeError, 'native: i32 dtype');
+  throws(raw({ nk: 11 }), ShapeError, 'native: k too small for nk');
+  throws(raw({ nq: 4 }), ShapeError, 'native: q too small for nq');
+  throws(raw({ nq: 1.5 }), ArgumentError, 'native: fractional nq');
+  for (const t of [q, k, qp, kp, out]) t.dispose();
+});
 
 test('queryVectors = RoPE(RMSNorm(x) W_q^T + b_q) from the weights (layers 0 and 1, odd positions)', () => {
   for (const [name, w] of cases) {

@@ -1,5 +1,6 @@
 // Model op entry points (native/cpu/ops.h and native/cuda/ops.h): check every buffer's size and
 // device, then run the C++ reference (host) or queue the CUDA kernel (device).
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -140,6 +141,40 @@ Napi::Value attention(const Napi::CallbackInfo& info) {
       require_float(fn, t);
       cuda::attention(dev, q.ptr(), k.ptr(), v.ptr(), t, qpos.ptr<int32_t>(), kpos.ptr<int32_t>(), out.ptr(), nq, nk,
                       hq, hkv, d, scale, stream_of(st));
+    }
+    return info.Env().Undefined();
+  });
+}
+
+// attentionMass(q, k, dtype, qpos, kpos, out, nq, nk, hq, hkv, d, scale, stream?): out[j] = sum over queries i and
+// heads h of softmax_j(scale q_ih . k_jg) over the keys with kpos[j] <= qpos[i]; out is f32 [nk]. q and k may be
+// f32, f16 or bf16 on either device (the C++ op reads 16-bit values as they are).
+Napi::Value attention_mass(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const char* fn = "attentionMass";
+    DType t = arg_dtype(info, 2, fn, "dtype");
+    size_t nq = arg_size(info, 6, fn, "nq"), nk = arg_size(info, 7, fn, "nk");
+    size_t hq = arg_size(info, 8, fn, "hq"), hkv = arg_size(info, 9, fn, "hkv"), d = arg_size(info, 10, fn, "d");
+    float scale = arg_float(info, 11, fn, "scale");
+    if (hq == 0 || hkv == 0 || d == 0 || hq % hkv)
+      fail(Code::Arg, "attentionMass: heads " + std::to_string(hq) + ", kv heads " + std::to_string(hkv) + " and head dim " +
+                          std::to_string(d) + " must be positive, with heads a multiple of kv heads");
+    if (!(std::isfinite(scale) && scale > 0.0f)) fail(Code::Arg, "attentionMass: scale must be finite and > 0, got " + std::to_string(scale));
+    require_float(fn, t);
+    size_t es = dtype_size(t);
+    Buf q = arg_buf(info, 0, fn, "q", mul(fn, {nq, hq, d, es}));
+    Buf k = arg_buf(info, 1, fn, "k", mul(fn, {nk, hkv, d, es}));
+    Buf qpos = arg_buf(info, 3, fn, "qpos", mul(fn, {nq, 4}));
+    Buf kpos = arg_buf(info, 4, fn, "kpos", mul(fn, {nk, 4}));
+    Buf out = arg_buf(info, 5, fn, "out", mul(fn, {nk, 4}));
+    StreamHandle* st = arg_stream_or_null(info, 12, fn);
+    int dev = common_device(fn, {&q, &k, &qpos, &kpos, &out}, st);
+    if (dev == kHost) {
+      cpu::attention_mass(q.ptr(), k.ptr(), t, qpos.ptr<int32_t>(), kpos.ptr<int32_t>(), out.ptr<float>(), nq, nk, hq, hkv,
+                          d, scale);
+    } else {
+      cuda::attention_mass(dev, q.ptr(), k.ptr(), t, qpos.ptr<int32_t>(), kpos.ptr<int32_t>(), out.ptr<float>(), nq, nk, hq,
+                           hkv, d, scale, stream_of(st));
     }
     return info.Env().Undefined();
   });
@@ -288,6 +323,7 @@ void export_model_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, matmul, "matmul"));
   exports.Set("rope", Napi::Function::New(env, rope, "rope"));
   exports.Set("attention", Napi::Function::New(env, attention, "attention"));
+  exports.Set("attentionMass", Napi::Function::New(env, attention_mass, "attentionMass"));
   exports.Set("swiglu", Napi::Function::New(env, binary<true>, "swiglu"));
   exports.Set("add", Napi::Function::New(env, binary<false>, "add"));
   exports.Set("rowSqDiff", Napi::Function::New(env, row_sq_diff, "rowSqDiff"));

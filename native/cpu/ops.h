@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../core/dtype.h"
+
 namespace kv::cpu {
 
 // out[i, :] = table[ids[i], :] for i < n. ids are in [0, vocab) (checked by the caller).
@@ -28,6 +30,16 @@ void rope(float* x, const int32_t* pos, const float* inv_freq, size_t n, size_t 
 //   scores = scale * q.k, softmax in f32. A query that sees no key gets zeros.
 void attention(const float* q, const float* k, const float* v, const int32_t* qpos, const int32_t* kpos,
                float* out, size_t nq, size_t nk, size_t hq, size_t hkv, size_t d, float scale);
+
+// The attention probability mass each key receives from a few queries (CacheBlend's query-attention
+// policy), with q[nq, hq, d] and k[nk, hkv, d] of one float `type` (f32, f16 or bf16: 16-bit inputs
+// are read as they are, so the C++ op checks the CUDA one on the very same values), qpos[nq],
+// kpos[nk], out[nk] f32; hq % hkv == 0, head h reads kv head g = h / (hq/hkv). For each query i and
+// head h: p_ij = softmax over the keys j with kpos[j] <= qpos[i] of scale * q_ih . k_jg, and
+// out[j] = sum over i, h of p_ij (0 for a key no query sees; a query that sees no key adds nothing).
+// Scores, softmax and sums in double; deterministic whatever the thread count.
+void attention_mass(const void* q, const void* k, DType type, const int32_t* qpos, const int32_t* kpos, float* out,
+                    size_t nq, size_t nk, size_t hq, size_t hkv, size_t d, float scale);
 
 // out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i]. out may alias gate or up.
 void swiglu(const float* gate, const float* up, float* out, size_t n);

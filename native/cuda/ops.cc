@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -21,6 +22,7 @@
 #include "../../kernels/decode_gemv.cuh"
 #include "../../kernels/deviation.cuh"
 #include "../../kernels/attention.cuh"
+#include "../../kernels/attention_mass.cuh"
 #include "../../kernels/embedding.cuh"
 #include "../../kernels/gemv.cuh"
 #include "../../kernels/rmsnorm.cuh"
@@ -274,6 +276,29 @@ void attention(int device, const void* q, const void* k, const void* v, DType ty
   const size_t ws_bytes = kvk::attention_workspace_bytes(a);
   Scratch ws(device, ws_bytes, as_stream(s), false, "attention");
   check_kernel(kvk::attention(a, ws.get(), ws.get() ? ws_bytes : 0, as_stream(s)), "attention");
+}
+
+void attention_mass(int device, const void* q, const void* k, DType type, const int32_t* qpos, const int32_t* kpos,
+                    float* out, size_t nq, size_t nk, size_t hq, size_t hkv, size_t d, float scale, Stream s) {
+  require_float(type, "attention_mass");
+  if (d == 0 || d > kvk::kAttentionMassMaxHeadDim)
+    fail(Code::Shape, "attention_mass: head_dim must be in [1, " + std::to_string(kvk::kAttentionMassMaxHeadDim) +
+                          "] on CUDA, got " + std::to_string(d));
+  if (hq == 0 || hkv == 0 || hq % hkv != 0)
+    fail(Code::Arg, "attention_mass: query heads (" + std::to_string(hq) + ") must be a positive multiple of kv heads (" +
+                        std::to_string(hkv) + ")");
+  if (hq > INT_MAX || nq > static_cast<size_t>(INT_MAX) / hq || nk > INT_MAX)
+    fail(Code::Shape, "attention_mass: sizes too large for the kernel (nq=" + std::to_string(nq) + ", nk=" +
+                          std::to_string(nk) + ", hq=" + std::to_string(hq) + ")");
+  if (!(std::isfinite(scale) && scale > 0.0f))
+    fail(Code::Arg, "attention_mass: scale must be finite and > 0, got " + std::to_string(scale));
+  set_device(device);
+  if (nk == 0) return;
+  const size_t ws_bytes = kvk::attention_mass_workspace_bytes(nq, hq);
+  Scratch ws(device, ws_bytes, as_stream(s), true, "attention_mass");
+  check_kernel(kvk::attention_mass(q, k, static_cast<int>(type), qpos, kpos, out, nq, nk, hq, hkv, d, scale, ws.get(),
+                                   ws_bytes, as_stream(s)),
+               "attention_mass");
 }
 
 void swiglu(int device, const void* gate, const void* up, void* out, DType type, size_t n, Stream s) {

@@ -39,6 +39,12 @@ void attention(int device, const void* q, const void* k, const void* v, DType ty
                const int32_t* kpos, void* out, size_t nq, size_t nk, size_t hq, size_t hkv, size_t d,
                float scale, Stream s);
 
+// The attention mass per key (the same definition as cpu::attention_mass; kernels/attention_mass.cuh):
+// out[nk] f32, two kernels with a (max, sum) per (query, head) pair in stream-ordered scratch,
+// deterministic. head_dim up to 4096.
+void attention_mass(int device, const void* q, const void* k, DType type, const int32_t* qpos, const int32_t* kpos,
+                    float* out, size_t nq, size_t nk, size_t hq, size_t hkv, size_t d, float scale, Stream s);
+
 void swiglu(int device, const void* gate, const void* up, void* out, DType type, size_t n, Stream s);
 
 void add(int device, const void* a, const void* b, void* out, DType type, size_t n, Stream s);

@@ -52,6 +52,10 @@ void rope_qk_scatter(int, void*, const void*, const void*, DType, const int32_t*
 }
 void attention(int, const void*, const void*, const void*, DType, const int32_t*, const int32_t*, void*, size_t, size_t,
                size_t, size_t, size_t, float, Stream) { unavailable(); }
+void attention_mass(int, const void*, const void*, DType, const int32_t*, const int32_t*, float*, size_t, size_t, size_t,
+                    size_t, size_t, float, Stream) {
+  unavailable();
+}
 void swiglu(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
 void add(int, const void*, const void*, void*, DType, size_t, Stream) { unavailable(); }
 void row_sq_diff(int, const void*, const void*, const int32_t*, float*, DType, size_t, size_t, bool, Stream) { unavailable(); }

@@ -95,6 +95,8 @@ export interface NativeAddon {
   attention(q: StorageHandle, k: StorageHandle, v: StorageHandle, dtype: number, qpos: StorageHandle, kpos: StorageHandle,
     out: StorageHandle, nq: number, nk: number, hq: number, hkv: number, d: number, scale: number,
     stream: StreamHandle | null): void;
+  attentionMass(q: StorageHandle, k: StorageHandle, dtype: number, qpos: StorageHandle, kpos: StorageHandle, out: StorageHandle,
+    nq: number, nk: number, hq: number, hkv: number, d: number, scale: number, stream: StreamHandle | null): void;
   swiglu(gate: StorageHandle, up: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
   add(a: StorageHandle, b: StorageHandle, out: StorageHandle, dtype: number, n: number, stream: StreamHandle | null): void;
   topKRows(v: StorageHandle, n: number, k: number, out: StorageHandle, stream: StreamHandle | null): void;

@@ -1,13 +1,14 @@
 /**
  * The model ops on tensors (the C++ reference on the CPU, kvlab's kernels and cuBLAS on CUDA), with
  * their shapes checked here first. Outputs are caller-provided tensors, so a forward pass can reuse
- * one workspace. CPU tensors must be f32; CUDA tensors f32, f16 or bf16. Index and position tensors
- * are i32. Work on CUDA is queued on `stream` (default: the device's legacy stream, which every
- * copy back to the host waits for). Definitions: native/cpu/ops.h.
+ * one workspace. CPU tensors must be f32 (attentionMass also reads f16 and bf16 there); CUDA tensors
+ * f32, f16 or bf16. Index and position tensors are i32. Work on CUDA is queued on `stream` (default:
+ * the device's legacy stream, which every copy back to the host waits for). Definitions:
+ * native/cpu/ops.h.
  */
 import { addon } from './addon.js';
 import { DTYPE_BYTES, DTYPE_IDS } from './dtype.js';
-import { DTypeError, DeviceError, ShapeError, native } from './errors.js';
+import { ArgumentError, DTypeError, DeviceError, ShapeError, native } from './errors.js';
 import type { Stream } from './stream.js';
 import type { Tensor } from './tensor.js';
 
@@ -104,6 +105,53 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, qpos: Tensor, kpos: T
   sameDevice('attention', q, k, v, qpos, kpos, out);
   native(() => addon().attention(q.nativeHandle, k.nativeHandle, v.nativeHandle, DTYPE_IDS[q.dtype], qpos.nativeHandle,
     kpos.nativeHandle, out.nativeHandle, nq, nk, hq, hkv, d, a.scale, s(stream)));
+}
+
+export interface AttentionMassShape {
+  /** Query heads. */
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+}
+
+const FLOAT_DTYPES: readonly string[] = ['f32', 'f16', 'bf16'];
+
+/**
+ * The attention probability mass each key receives from a few queries, summed over the queries and
+ * heads: what CacheBlend's query-attention policy ranks context tokens by. q [nq, heads, headDim]
+ * and k [nk, kvHeads, headDim] of one float dtype (f32, f16 or bf16, on the CPU too), qpos i32 [nq],
+ * kpos i32 [nk] (absolute positions, keys in any order), out f32 [nk]. For each query i and head h
+ * (kv head g = floor(h / (heads / kvHeads)), GQA as in `attention`):
+ *   p_ij = softmax over the keys j with kpos[j] <= qpos[i] of scale * q_ih . k_jg,
+ *   out[j] = sum over i, h of p_ij   (0 for a key no query sees),
+ * so sum(out) = the number of (query, head) pairs that see at least one key. Accumulated in double
+ * on the CPU, f32 on CUDA; the same bits run to run on both.
+ *
+ * @example
+ *   ops.attentionMass(q, cache.slab(l, 0).rows(0, S), batch.positionsTensor, kpos, mass,
+ *     { heads: 32, kvHeads: 8, headDim: 128, scale: 1 / Math.sqrt(128) });
+ */
+export function attentionMass(q: Tensor, k: Tensor, qpos: Tensor, kpos: Tensor, out: Tensor, a: AttentionMassShape,
+  stream?: Stream): void {
+  const { heads: hq, kvHeads: hkv, headDim: d, scale } = a;
+  for (const [name, v] of [['heads', hq], ['kvHeads', hkv], ['headDim', d]] as const)
+    if (!Number.isSafeInteger(v) || v < 1) throw new ArgumentError(`attentionMass: ${name} must be a positive integer, got ${v}`);
+  if (hq % hkv !== 0) throw new ArgumentError(`attentionMass: heads ${hq} must be a multiple of kvHeads ${hkv}`);
+  if (!Number.isFinite(scale) || scale <= 0) throw new ArgumentError(`attentionMass: scale must be finite and > 0, got ${scale}`);
+  if (!FLOAT_DTYPES.includes(q.dtype)) throw new DTypeError(`attentionMass: q must be f32, f16 or bf16, got ${q.describe()}`);
+  sameDtype('attentionMass', q, k);
+  const nq = q.numel / (hq * d);
+  const nk = k.numel / (hkv * d);
+  if (!Number.isInteger(nq)) throw new ShapeError(`attentionMass: q ${q.describe()} is not [nq, ${hq}, ${d}]`);
+  if (!Number.isInteger(nk)) throw new ShapeError(`attentionMass: k ${k.describe()} is not [nk, ${hkv}, ${d}]`);
+  i32('attentionMass', 'qpos', qpos, nq);
+  i32('attentionMass', 'kpos', kpos, nk);
+  if (out.dtype !== 'f32') throw new DTypeError(`attentionMass: out must be f32, got ${out.describe()}`);
+  numel('attentionMass', out, nk, 'out');
+  sameDevice('attentionMass', q, k, qpos, kpos, out);
+  native(() => addon().attentionMass(q.nativeHandle, k.nativeHandle, DTYPE_IDS[q.dtype], qpos.nativeHandle, kpos.nativeHandle,
+    out.nativeHandle, nq, nk, hq, hkv, d, scale, s(stream)));
 }
 
 /** out = silu(gate) * up, element-wise. out may be gate or up. */
