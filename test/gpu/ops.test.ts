@@ -188,6 +188,51 @@ test('rowSqDiff (CacheBlend deviation): CUDA vs C++, set and accumulate', () => 
   }
 });
 
+test('attentionMass (query-attention scores): CUDA vs C++ on the same f32/f16/bf16 values, deterministic', () => {
+  // Both sides read the same (16-bit) values: the C++ op sums in double, CUDA in f32. [nq, nk, hq, hkv, d]:
+  // nq 1 and 40, nk 5000 (not a multiple of the 256-key blocks), several tiles of pairs (40 x 8 at d 64),
+  // GQA and MHA, head dims whose rows take the 16-byte path or not (12 and 5), an unaligned key buffer.
+  const cases = [[1, 5000, 8, 2, 128], [40, 5000, 8, 2, 64], [40, 777, 32, 8, 128], [3, 300, 4, 4, 80], [5, 1000, 6, 2, 12],
+    [7, 257, 2, 1, 5], [64, 129, 4, 1, 32]] as const;
+  const MASS_TOL: Record<string, number> = { f32: 1e-5, f16: 1e-4, bf16: 1e-4 };
+  let seed = 900;
+  for (const [nq, nk, hq, hkv, d] of cases) for (const dt of DTYPES) for (const unaligned of [false, true]) {
+    if (unaligned && d !== 128) continue;
+    const r = rng(seed);
+    const kpos = Array.from({ length: nk }, (_, j) => j).sort(() => r() - 0.5);  // keys in shuffled slots
+    for (let j = 5; j < nk; j += 11) kpos[j] = nk + j;  // keys no query sees
+    const qpos = Array.from({ length: nq }, (_, i) => (i === 0 && nq > 1 ? -1 : Math.floor(r() * nk)));  // query 0 sees nothing
+    const q = Tensor.fromTypedArray(rand(nq * hq * d, seed + 1, 2), [nq, hq, d], { dtype: dt });
+    const kHost = Tensor.fromTypedArray(rand(nk * hkv * d + 1, seed + 2, 2), [nk * hkv * d + 1], { dtype: dt });
+    seed += 3;
+    const k = kHost.view([nk, hkv, d], unaligned ? 1 : 0);
+    const shape = { heads: hq, kvHeads: hkv, headDim: d, scale: 1 / Math.sqrt(d) };
+    const ref = Tensor.empty([nk]);
+    ops.attentionMass(q, k, i32(qpos), i32(kpos), ref, shape);
+    const dq = q.to('cuda:0'), dkAll = kHost.to('cuda:0'), dk = dkAll.view([nk, hkv, d], unaligned ? 1 : 0);
+    const dqpos = i32(qpos, 'cuda:0'), dkpos = i32(kpos, 'cuda:0');
+    const runs = [0, 1].map(() => {
+      const out = emptyPoisoned([nk], 'f32');
+      ops.attentionMass(dq, dk, dqpos, dkpos, out, shape);
+      return out.toFloat32();
+    });
+    const name = `attentionMass ${dt} nq=${nq} nk=${nk} ${hq}/${hkv}x${d}${unaligned ? ' unaligned' : ''}`;
+    check(name, Tensor.fromTypedArray(runs[0]!), ref, MASS_TOL[dt]!);
+    assert.equal(new Uint32Array(runs[1]!.buffer), new Uint32Array(runs[0]!.buffer), `${name}: two runs differ`);
+    for (let j = 5; j < nk; j += 11) assert.is(runs[0]![j], 0, `${name}: key ${j} is never visible`);
+    let pairs = 0;
+    for (const p of qpos) if (p >= Math.min(...kpos)) pairs += hq;
+    const total = runs[0]!.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(total - pairs) <= 1e-4 * pairs, `${name}: sum ${total}, expected ${pairs} (query, head) pairs`);
+  }
+  // No query: zeros over the poisoned output.
+  const out = emptyPoisoned([300], 'f32');
+  ops.attentionMass(Tensor.empty([0, 4, 64], { device: 'cuda:0' }), Tensor.fromTypedArray(rand(300 * 64, 950), [300, 1, 64]).to('cuda:0'),
+    Tensor.empty([0], { dtype: 'i32', device: 'cuda:0' }), i32(Array.from({ length: 300 }, (_, j) => j), 'cuda:0'), out,
+    { heads: 4, kvHeads: 1, headDim: 64, scale: 0.125 });
+  assert.ok(out.toFloat32().every((v) => v === 0), 'nq = 0 gives zeros');
+});
+
 test('sample: greedy, temperature and top-p pick the same id as the C++ reference', () => {
   const scratch = Tensor.empty([1], { dtype: 'i32', device: 'cuda:0' });
   let agree = 0, total = 0;
