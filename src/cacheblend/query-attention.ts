@@ -7,20 +7,23 @@
  * cache's post-RoPE keys give, per query token and query head, the softmax over every visible slot
  * (position <= the query token's, scale 1/sqrt(head_dim), GQA: head h reads kv head
  * h / (nHeads / nKvHeads)), exactly the probabilities the layer's attention uses. A context token's
- * mass on layer l = the sum of its probability over the query tokens and heads. Then the layer runs on
- * the query rows (Model.layer) to give the next layer its inputs; the query's slots are dropped again
- * afterwards (the cache is truncated back to prefix + context), so the fusor proper appends them anew.
+ * mass on layer l = the sum of its probability over the query tokens and heads (ops.attentionMass).
+ * Then the layer runs on the query rows (Model.layer) to give the next layer its inputs; the query's
+ * slots are dropped again afterwards (the cache is truncated back to prefix + context), so the fusor
+ * proper appends them anew.
  *
- * Cost: Q query rows x `layers` layers of the ordinary layer (plus the host softmax over the P + N + Q
- * slots): with Q << N a small share of the N x L token-layers of a full prefill; the fusor adds it to
- * the compute fraction (fusor.ts).
- *
- * The scores are computed on the host from the cache's keys (a copy per layer): fine for kvlab's QA
- * model on the CPU; a GPU serving path would want a kernel that returns the per-key mass.
+ * Cost: Q query rows x `layers` layers of the ordinary layer, plus on each scored layer one
+ * ops.attentionMass over the P + N + Q slots (about 2 Q x nHeads x (P + N + Q) x head_dim
+ * multiply-adds, a small share of the layer's own attention over the context): with Q << N a small
+ * share of the N x L token-layers of a full prefill; the fusor adds it to the compute fraction
+ * (fusor.ts). Everything stays on the model's device (CPU or CUDA): per scored layer only the f32
+ * masses of the P + N + Q slots come back to the host.
  */
 import type { KVCache } from '../model/kv-cache.js';
 import type { Model } from '../model/model.js';
 import { ArgumentError } from '../runtime/errors.js';
+import * as ops from '../runtime/ops.js';
+import { Tensor } from '../runtime/tensor.js';
 
 /**
  * Per layer from..layers-1: each context token's attention mass from the query (Float64Array [N]);
@@ -38,68 +41,41 @@ export function queryAttentionMass(model: Model, cache: KVCache, P: number, N: n
   const Q = query.length;
   const positions = Int32Array.from({ length: Q }, (_, i) => P + N + i);
   const slots = cache.append(positions);
+  const S = cache.length;
   const x = model.embed(query);
   const batch = model.batch(positions, slots);
-  const H = c.nHeads, G = c.nKvHeads, d = c.headDim, group = H / G, scale = 1 / Math.sqrt(d);
+  const shape = { heads: c.nHeads, kvHeads: c.nKvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+  let kpos: Tensor | undefined, mass: Tensor | undefined;
   const out: Float64Array[] = [];
   try {
+    kpos = cache.positionsTensor.rows(0, S);
+    mass = Tensor.empty([S], { dtype: 'f32', device: model.device });
     for (let l = 0; l < layers; l++) {
       if (l < from) {
         model.layer(l, x, batch, cache);
         continue;
       }
-      const qT = model.queryVectors(l, x, batch);
-      let q: Float32Array;
+      const q = model.queryVectors(l, x, batch);
       try {
-        q = qT.toFloat32();
+        // The layer writes the query's own K/V (the query attends to itself too), then advances x.
+        model.layer(l, x, batch, cache);
+        const k = cache.slab(l, 0).rows(0, S);
+        try {
+          ops.attentionMass(q, k, batch.positionsTensor, kpos, mass, shape);
+        } finally {
+          k.dispose();
+        }
       } finally {
-        qT.dispose();
+        q.dispose();
       }
-      // The layer writes the query's own K/V (the query attends to itself too), then advances x.
-      model.layer(l, x, batch, cache);
-      const S = cache.length;
-      const kAll = cache.slab(l, 0).rows(0, S);
-      let k: Float32Array;
-      try {
-        k = kAll.toFloat32();
-      } finally {
-        kAll.dispose();
-      }
-      out.push(massOf(q, k, cache.positions.subarray(0, S), positions, P, N, H, group, d, scale));
+      out.push(Float64Array.from(mass.toFloat32().subarray(P, P + N)));
     }
     return out;
   } finally {
+    mass?.dispose();
+    kpos?.dispose();
     x.dispose();
     batch.dispose();
     cache.truncate(P + N);
   }
-}
-
-/** Softmax probabilities of q [Q, H, d] over keys k [S, G, d] (visible: kpos <= qpos), summed into the N context slots P..P+N-1. */
-function massOf(q: Float32Array, k: Float32Array, kpos: Int32Array, qpos: Int32Array, P: number, N: number, H: number, group: number,
-  d: number, scale: number): Float64Array {
-  const S = kpos.length, G = H / group;
-  const mass = new Float64Array(N);
-  const logit = new Float64Array(S);
-  for (let i = 0; i < qpos.length; i++) {
-    for (let h = 0; h < H; h++) {
-      const g = Math.floor(h / group), qo = (i * H + h) * d;
-      let max = -Infinity;
-      for (let s = 0; s < S; s++) {
-        if (kpos[s]! > qpos[i]!) { logit[s] = -Infinity; continue; }
-        const ko = (s * G + g) * d;
-        let dot = 0;
-        for (let e = 0; e < d; e++) dot += q[qo + e]! * k[ko + e]!;
-        logit[s] = dot * scale;
-        if (logit[s]! > max) max = logit[s]!;
-      }
-      let z = 0;
-      for (let s = 0; s < S; s++) z += logit[s] === -Infinity ? 0 : Math.exp(logit[s]! - max);
-      for (let t = 0; t < N; t++) {
-        const s = P + t;
-        if (logit[s] !== -Infinity) mass[t]! += Math.exp(logit[s]! - max) / z;
-      }
-    }
-  }
-  return mass;
 }

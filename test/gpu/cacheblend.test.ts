@@ -2,8 +2,9 @@
 // the re-positioned chunks concatenated, for llama, llama3-scaled, mistral and qwen2 (bias) configs;
 // cacheblend at 0.15 lands between full reuse and full prefill in KL. The pipelined fusor with chunk
 // KV in pinned host memory, copied layer by layer on a copy stream, gives the in-memory fuse's logits.
+// The query-attention pre-pass (ops.attentionMass on the device) gives the CPU pre-pass's masses.
 import * as assert from 'uvu/assert';
-import { fuse, fusePipelined, hostLayerSource, makeChunk, makePolicy, meanKL, precomputeChunks } from '../../src/cacheblend/index.js';
+import { fuse, fusePipelined, hostLayerSource, makeChunk, makePolicy, meanKL, precomputeChunks, queryAttentionMass } from '../../src/cacheblend/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import { Tensor } from '../../src/runtime/tensor.js';
 import { hostSelecting } from '../support/host-select.js';
@@ -114,6 +115,42 @@ test('cacheblend on CUDA: selection on the device = on the host (sets, logits)',
     assert.equal(relErr(dev.logits, host.logits), 0, `logits at ${ratio}`);
     for (const r of [dev, host]) r.cache.dispose();
   }
+  for (const c of cs) c.dispose();
+  m.dispose();
+});
+
+test('query-attention on CUDA: the pre-pass masses of the CPU pre-pass (f32), bf16 too; the policy fuses on the device', () => {
+  const cfg = CONFIGS.llama!, L = cfg.nLayers, H = cfg.nHeads;
+  const P = 1, N = 400, Q = 13;
+  const ctx = tokens(N, 60, cfg.vocabSize), query = tokens(Q, 61, cfg.vocabSize);
+  const masses = (device: string, dtype: 'f32' | 'bf16') => {
+    const m = Model.random(cfg, { seed: 5, device, dtype });
+    const cache = m.newCache(P + N + Q);
+    m.prefill([1, ...ctx], { past: cache, logits: 'none' });
+    const r = queryAttentionMass(m, cache, P, N, Int32Array.from(query), L - 1, 1);
+    assert.is(cache.length, P + N, 'the pre-pass leaves prefix + context');
+    cache.dispose();
+    m.dispose();
+    return r;
+  };
+  const cpu = masses('cpu', 'f32'), gpu = masses('cuda:0', 'f32'), bf = masses('cuda:0', 'bf16');
+  assert.is(gpu.length, L - 2);
+  for (let l = 0; l < gpu.length; l++) {
+    const e = relErr(gpu[l]!, cpu[l]!), eb = relErr(bf[l]!, cpu[l]!);
+    console.log(`  query-attention layer ${l + 1}: mass CUDA f32 vs CPU ${e.toExponential(2)}, CUDA bf16 vs CPU ${eb.toExponential(2)}`);
+    assert.ok(e <= 1e-4, `layer ${l + 1}: f32 masses ${e}`);
+    for (const m of [gpu[l]!, bf[l]!]) {
+      const total = m.reduce((a, b) => a + b, 0);
+      assert.ok(total > 0 && total < Q * H, `layer ${l + 1}: context mass ${total} outside (0, ${Q * H})`);
+    }
+  }
+  const m = Model.random(cfg, { seed: 5, device: 'cuda:0', dtype: 'bf16' });
+  const parts = [150, 130, 120].map((n, i) => tokens(n, 62 + i, cfg.vocabSize));
+  const cs = precomputeChunks(m, [1], parts);
+  const r = fuse(m, { prefix: [1], chunks: cs, query, policy: 'query-attention', ratio: 0.15 });
+  assert.is(r.selected[0]!.length, Math.round(0.15 * 400));
+  assert.ok(r.logits.every(Number.isFinite), 'finite logits');
+  r.cache.dispose();
   for (const c of cs) c.dispose();
   m.dispose();
 });
