@@ -13,9 +13,11 @@
 //          takes every 256th key, scores it (the same dot routine as below) and keeps its own running
 //          (max, sum); a block reduction in a fixed order gives the pair's max M and sum Z, written
 //          to `workspace` (float2 per pair; Z = 0 where the pair sees no key).
-//   mass   one thread per key: over the pairs in order (query-major, then head), tiles of q rows
-//          staged in shared memory as f32, out[j] = sum of exp(score - M) / Z over the pairs that
-//          see key j.
+//   mass   one thread per key and range of pairs (blockIdx.y; enough ranges that the CTAs fill the
+//          GPU when the keys alone give few, a function of nq x hq and nk only): over its pairs in
+//          order (query-major, then head), tiles of q rows staged in shared memory as f32, the sum of
+//          exp(score - M) / Z over the pairs that see key j; with several ranges a third kernel adds
+//          the partials of each key in range order into out.
 // The dot product of a score is one sequential chain of fmaf over the head dims in both kernels, so
 // each score is the same float in both. Work: 2 x nq x hq x nk x d multiply-adds; K is read once per
 // pair by stats (pairs of one kv head sit next to each other in the grid, so the CTAs running
@@ -29,8 +31,9 @@ namespace kvk {
 
 constexpr size_t kAttentionMassMaxHeadDim = 4096;
 
-// Bytes of `workspace` attention_mass needs: one float2 per (query, head) pair.
-size_t attention_mass_workspace_bytes(size_t nq, size_t hq);
+// Bytes of `workspace` attention_mass needs: one float2 per (query, head) pair, then the partial
+// sums (splits x nk floats) when the pairs are split.
+size_t attention_mass_workspace_bytes(size_t nq, size_t hq, size_t nk);
 
 // cudaErrorInvalidValue for a bad dtype, d outside [1, kAttentionMassMaxHeadDim], hq not a positive
 // multiple of hkv, nq * hq or the key blocks beyond the grid's range, or a workspace that is too

@@ -294,7 +294,7 @@ void attention_mass(int device, const void* q, const void* k, DType type, const 
     fail(Code::Arg, "attention_mass: scale must be finite and > 0, got " + std::to_string(scale));
   set_device(device);
   if (nk == 0) return;
-  const size_t ws_bytes = kvk::attention_mass_workspace_bytes(nq, hq);
+  const size_t ws_bytes = kvk::attention_mass_workspace_bytes(nq, hq, nk);
   Scratch ws(device, ws_bytes, as_stream(s), true, "attention_mass");
   check_kernel(kvk::attention_mass(q, k, static_cast<int>(type), qpos, kpos, out, nq, nk, hq, hkv, d, scale, ws.get(),
                                    ws_bytes, as_stream(s)),
