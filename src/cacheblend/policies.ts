@@ -322,14 +322,7 @@ function randomSet(n: number, k: number, seed: number): Int32Array {
 function oracleSet(c: PolicyContext, ratio: number): Int32Array {
   const dev = c.trueDeviation;
   if (!dev || dev.length !== c.nLayers) throw new ArgumentError('oracle: the fusor supplied no true deviation per layer');
-  const score = new Float64Array(c.nContext);
-  for (const d of dev) {
-    let mean = 0;
-    for (const v of d) mean += v;
-    mean /= Math.max(1, d.length);
-    if (mean > 0) for (let i = 0; i < c.nContext; i++) score[i]! += d[i]! / mean;
-  }
-  return topK(all(c.nContext), score, share(ratio, c.nContext));
+  return topK(all(c.nContext), normalisedSum(dev, c.nContext), share(ratio, c.nContext));
 }
 
 /**

@@ -7,7 +7,7 @@
  * native/cpu/ops.h.
  */
 import { addon } from './addon.js';
-import { DTYPE_BYTES, DTYPE_IDS } from './dtype.js';
+import { DTYPE_BYTES, DTYPE_IDS, isFloatDType } from './dtype.js';
 import { ArgumentError, DTypeError, DeviceError, ShapeError, native } from './errors.js';
 import type { Stream } from './stream.js';
 import type { Tensor } from './tensor.js';
@@ -115,8 +115,6 @@ export interface AttentionMassShape {
   scale: number;
 }
 
-const FLOAT_DTYPES: readonly string[] = ['f32', 'f16', 'bf16'];
-
 /**
  * The attention probability mass each key receives from a few queries, summed over the queries and
  * heads: what CacheBlend's query-attention policy ranks context tokens by. q [nq, heads, headDim]
@@ -139,7 +137,7 @@ export function attentionMass(q: Tensor, k: Tensor, qpos: Tensor, kpos: Tensor, 
     if (!Number.isSafeInteger(v) || v < 1) throw new ArgumentError(`attentionMass: ${name} must be a positive integer, got ${v}`);
   if (hq % hkv !== 0) throw new ArgumentError(`attentionMass: heads ${hq} must be a multiple of kvHeads ${hkv}`);
   if (!Number.isFinite(scale) || scale <= 0) throw new ArgumentError(`attentionMass: scale must be finite and > 0, got ${scale}`);
-  if (!FLOAT_DTYPES.includes(q.dtype)) throw new DTypeError(`attentionMass: q must be f32, f16 or bf16, got ${q.describe()}`);
+  if (!isFloatDType(q.dtype)) throw new DTypeError(`attentionMass: q must be f32, f16 or bf16, got ${q.describe()}`);
   sameDtype('attentionMass', q, k);
   const nq = q.numel / (hq * d);
   const nk = k.numel / (hkv * d);
